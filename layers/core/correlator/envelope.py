@@ -1,0 +1,48 @@
+"""The EventBridge envelope of an event: ``Source``, ``DetailType``, ``Detail``, ``Time``."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from correlator.event import Event
+
+if TYPE_CHECKING:
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
+SOURCE_EXTERNAL = "correlator.external"
+SOURCE_INTERNAL = "correlator.internal"
+# EventBridge limits: one entry and one PutEvents request are each at most 256 KB (262,144
+# bytes), counted as documented in "Calculating PutEvents event entry size"; 10 entries a call.
+MAX_ENTRY_BYTES = 256 * 1024
+MAX_REQUEST_BYTES = 256 * 1024
+MAX_ENTRIES_PER_CALL = 10
+_TIME_BYTES = 14
+
+
+def source_of(event: Event) -> str:
+    """``correlator.external`` for client events, ``correlator.internal`` for system events."""
+    return SOURCE_EXTERNAL if event.external else SOURCE_INTERNAL
+
+
+def to_entry(event: Event, bus_name: str) -> PutEventsRequestEntryTypeDef:
+    """Build the PutEvents entry for ``event`` on ``bus_name``."""
+    detail = json.dumps(event.to_detail(), ensure_ascii=False, separators=(",", ":"))
+    return {
+        "Source": source_of(event),
+        "DetailType": event.type,
+        "Detail": detail,
+        "Time": event.time,
+        "EventBusName": bus_name,
+    }
+
+
+def entry_size(entry: PutEventsRequestEntryTypeDef) -> int:
+    """Size of an entry as EventBridge counts it against the 256 KB limits."""
+    size = _TIME_BYTES if "Time" in entry else 0
+    for key in ("Source", "DetailType", "Detail"):
+        value = entry.get(key)
+        if isinstance(value, str):
+            size += len(value.encode("utf-8"))
+    size += sum(len(resource.encode("utf-8")) for resource in entry.get("Resources", []))
+    return size

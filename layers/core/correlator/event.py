@@ -1,0 +1,220 @@
+"""The Correlator event: one model for external (client) and internal (system) events.
+
+``EventSubmission`` is what a client may send; ``Event`` is the stamped event that travels on
+the bus (EventBridge ``detail``), in SQS bodies and into the event log. JSON keys are snake_case.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
+
+MAX_TEXT_CHARS = 51_200
+MAX_SUMMARY_CHARS = 1_024
+MAX_SCHEMA_CHARS = 1_024
+MAX_SYSTEM_ID_CHARS = 256
+MAX_SUBJECT_CHARS = 2_048
+MAX_VIA_HOPS = 32
+MAX_URL_CHARS = 2_048
+
+TYPE_PATTERN = r"^[A-Za-z0-9._:+-]{1,128}$"
+DATASET_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+EVENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+REQUEST_KEY_PATTERN = r"^[A-Za-z0-9_-]{0,128}$"
+_REQUEST_KEY_RE = re.compile(REQUEST_KEY_PATTERN)
+
+
+class Level(StrEnum):
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+
+
+LEVEL_ALIASES: dict[str, Level] = {
+    "info": Level.INFO,
+    "informational": Level.INFO,
+    "notice": Level.INFO,
+    "warn": Level.WARN,
+    "warning": Level.WARN,
+    "error": Level.ERROR,
+}
+
+
+class Kind(StrEnum):
+    STANDARD = "standard"
+    DATASET = "dataset"
+
+
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
+EventType = Annotated[str, StringConstraints(pattern=TYPE_PATTERN)]
+DatasetId = Annotated[str, StringConstraints(pattern=DATASET_PATTERN)]
+_DATASET_SCALARS = (str, int, float, bool, type(None))
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 UTC with milliseconds and ``Z``: ``2026-11-22T14:52:39.778Z``."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_time(value: Any) -> datetime:
+    """Parse an RFC 3339 timestamp with an explicit offset; return it in UTC, truncated to ms."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and len(value) <= 64:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be an RFC 3339 timestamp, e.g. 2026-11-22T14:52:39.778Z") from None
+    else:
+        raise ValueError("must be an RFC 3339 timestamp string")
+    if parsed.tzinfo is None:
+        raise ValueError("must carry a UTC offset or Z")
+    parsed = parsed.astimezone(UTC)
+    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+
+
+def new_event_id() -> str:
+    """A URL-safe unique event id (22 characters: 128 random bits, base64url)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+
+
+def new_request_key() -> str:
+    """A default request key, Personium style: ``{4}_{18}`` of a base64url UUID."""
+    raw = new_event_id()
+    return f"{raw[:4]}_{raw[4:]}"
+
+
+def is_valid_request_key(value: str) -> bool:
+    """True when ``value`` is a valid request key (``[A-Za-z0-9_-]{0,128}``)."""
+    return _REQUEST_KEY_RE.fullmatch(value) is not None
+
+
+class EventSubmission(BaseModel):
+    """The fields a client may submit; anything else is refused (422)."""
+
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
+    type: EventType
+    level: Level = Level.INFO
+    kind: Kind = Kind.STANDARD
+    time: datetime | None = None
+    object: Text | None = None
+    info: Text | None = None
+    summary: Annotated[str, StringConstraints(max_length=MAX_SUMMARY_CHARS)] | None = None
+    description: Text | None = None
+    system_id: Annotated[str, StringConstraints(max_length=MAX_SYSTEM_ID_CHARS)] | None = None
+    dataset: DatasetId | None = Field(default=None, validate_default=True)
+    payload: dict[str, Any] | None = Field(default=None, validate_default=True)
+    schema_: Annotated[str, StringConstraints(max_length=MAX_SCHEMA_CHARS)] | None = Field(default=None, alias="schema")
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Level:
+        level = LEVEL_ALIASES.get(value.lower()) if isinstance(value, str) else None
+        if level is None:
+            raise ValueError("must be INFO, WARN or ERROR (aliases: informational, notice, warning)")
+        return level
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind(cls, value: Any) -> Kind:
+        if isinstance(value, str) and value.lower() in ("standard", "dataset"):
+            return Kind(value.lower())
+        raise ValueError("must be standard or dataset")
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _time(cls, value: Any) -> datetime | None:
+        return None if value is None else parse_time(value)
+
+    @field_serializer("time")
+    def _serialize_time(self, value: datetime | None) -> str | None:
+        return None if value is None else format_time(value)
+
+    @field_validator("dataset", mode="after")
+    @classmethod
+    def _dataset_iff_kind_dataset(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind is Kind.DATASET and value is None:
+            raise ValueError("required when kind is dataset")
+        if kind is Kind.STANDARD and value is not None:
+            raise ValueError("only allowed when kind is dataset")
+        return value
+
+    @field_validator("payload", mode="after")
+    @classmethod
+    def _dataset_row(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        if info.data.get("kind") is Kind.DATASET:
+            if not value:
+                raise ValueError("a dataset event needs a non-empty payload (its row)")
+            nested = sorted(key for key, item in value.items() if not isinstance(item, _DATASET_SCALARS))
+            if nested:
+                raise ValueError(f"dataset row values must be flat scalars, not objects or lists: {', '.join(nested)}")
+        return value
+
+
+class Event(EventSubmission):
+    """A stamped event, as published on the bus and consumed by every action."""
+
+    id: Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
+    time: datetime
+    external: bool
+    subject: Annotated[str, StringConstraints(max_length=MAX_SUBJECT_CHARS)] | None = None
+    request_key: Annotated[str, StringConstraints(pattern=REQUEST_KEY_PATTERN)] | None = None
+    hops: Annotated[int, Field(ge=0)] = 0
+    via: (
+        Annotated[
+            list[Annotated[str, StringConstraints(max_length=MAX_URL_CHARS)]],
+            Field(max_length=MAX_VIA_HOPS),
+        ]
+        | None
+    ) = None
+
+    @field_serializer("time")
+    def _serialize_time(self, value: datetime | None) -> str | None:
+        return None if value is None else format_time(value)
+
+    def to_detail(self) -> dict[str, Any]:
+        """The JSON object published as the EventBridge ``detail`` (absent fields omitted)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def stamp_event(
+    submission: EventSubmission,
+    *,
+    external: bool,
+    subject: str | None,
+    request_key: str,
+    hops: int = 0,
+    via: list[str] | None = None,
+    now: datetime | None = None,
+) -> Event:
+    """Turn a validated submission into an ``Event``: id, time (unless given), caller, chain fields."""
+    fields = dict(submission)
+    if fields["time"] is None:
+        fields["time"] = parse_time(now or datetime.now(UTC))
+    # The submission is already validated and the server fields are ours: skip re-validation.
+    return Event.model_construct(
+        **fields,
+        id=new_event_id(),
+        external=external,
+        subject=subject,
+        request_key=request_key,
+        hops=hops,
+        via=via or None,
+    )

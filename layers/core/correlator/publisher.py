@@ -1,0 +1,151 @@
+"""Publish events to EventBridge: chunked PutEvents calls, retry of retryable entries only."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from correlator.envelope import (
+    MAX_ENTRIES_PER_CALL,
+    MAX_ENTRY_BYTES,
+    MAX_REQUEST_BYTES,
+    entry_size,
+    to_entry,
+)
+from correlator.event import Event
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
+# Per-entry ErrorCodes worth retrying; anything else (e.g. ValidationException,
+# AccessDeniedException) would fail the same way again.
+RETRYABLE_ERROR_CODES = frozenset({"ThrottlingException", "InternalFailure", "InternalException"})
+ENTRY_TOO_LARGE = "EntryTooLarge"
+
+
+@dataclass(frozen=True, slots=True)
+class PublishOutcome:
+    """What became of one event: ``accepted`` (on the bus) or ``failed`` with the last error."""
+
+    event_id: str
+    status: Literal["accepted", "failed"]
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+
+def chunk_entries(
+    entries: Sequence[PutEventsRequestEntryTypeDef],
+) -> list[list[int]]:
+    """Group entry indexes into PutEvents calls of at most 10 entries and 256 KB each."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    current_bytes = 0
+    for index, entry in enumerate(entries):
+        size = entry_size(entry)
+        if current and (len(current) == MAX_ENTRIES_PER_CALL or current_bytes + size > MAX_REQUEST_BYTES):
+            chunks.append(current)
+            current, current_bytes = [], 0
+        current.append(index)
+        current_bytes += size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+class EventPublisher:
+    """Publishes events to one bus and reports a ``PublishOutcome`` per event, in order.
+
+    botocore retries whole calls (throttling, 5xx) through its ``Config``; this class retries
+    the *entries* that PutEvents reports as failed with a retryable code, with full-jitter
+    exponential backoff, up to ``max_attempts`` calls per entry.
+    """
+
+    def __init__(
+        self,
+        client: EventBridgeClient,
+        bus_name: str,
+        *,
+        max_attempts: int = 4,
+        base_delay: float = 0.05,
+        max_delay: float = 1.0,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._bus_name = bus_name
+        self._max_attempts = max_attempts
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._sleep = sleep
+        self.calls = 0
+
+    def publish(self, events: Sequence[Event]) -> list[PublishOutcome]:
+        """Publish ``events``; return one outcome per event, in the same order."""
+        entries = [to_entry(event, self._bus_name) for event in events]
+        outcomes: dict[int, PublishOutcome] = {}
+        pending: list[int] = []
+        for index, entry in enumerate(entries):
+            if entry_size(entry) > MAX_ENTRY_BYTES:
+                outcomes[index] = PublishOutcome(events[index].id, "failed", ENTRY_TOO_LARGE, "entry exceeds 256 KB")
+            else:
+                pending.append(index)
+
+        for attempt in range(1, self._max_attempts + 1):
+            if not pending:
+                break
+            if attempt > 1:
+                self._sleep(self._backoff(attempt))
+            retry: list[int] = []
+            for chunk in chunk_entries([entries[i] for i in pending]):
+                indexes = [pending[i] for i in chunk]
+                for index, outcome, retryable in self._put(events, entries, indexes):
+                    if retryable and attempt < self._max_attempts:
+                        retry.append(index)
+                    else:
+                        outcomes[index] = outcome
+            pending = retry
+        return [outcomes[index] for index in range(len(events))]
+
+    def _put(
+        self,
+        events: Sequence[Event],
+        entries: Sequence[PutEventsRequestEntryTypeDef],
+        indexes: list[int],
+    ) -> list[tuple[int, PublishOutcome, bool]]:
+        self.calls += 1
+        try:
+            response = self._client.put_events(Entries=[entries[i] for i in indexes])
+        except ClientError as error:
+            call_code = error.response.get("Error", {}).get("Code") or "ClientError"
+            message = error.response.get("Error", {}).get("Message") or str(error)
+            return [
+                (i, PublishOutcome(events[i].id, "failed", call_code, message), call_code in RETRYABLE_ERROR_CODES)
+                for i in indexes
+            ]
+        except BotoCoreError as error:
+            # Connection-level failures already went through botocore's retries.
+            name = type(error).__name__
+            return [(i, PublishOutcome(events[i].id, "failed", name, str(error)), False) for i in indexes]
+
+        results: list[tuple[int, PublishOutcome, bool]] = []
+        for index, result in zip(indexes, response["Entries"], strict=True):
+            entry_code = result.get("ErrorCode")
+            if entry_code is None:
+                results.append((index, PublishOutcome(events[index].id, "accepted"), False))
+            else:
+                outcome = PublishOutcome(events[index].id, "failed", entry_code, result.get("ErrorMessage"))
+                results.append((index, outcome, entry_code in RETRYABLE_ERROR_CODES))
+        return results
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self._max_delay, self._base_delay * 2 ** (attempt - 2))
+        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
