@@ -1,0 +1,134 @@
+"""The event-log admin API (IAM): list, get (presigned redirect), delete archives, settings."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from correlator import aws
+from correlator.api import register_error_handlers
+from correlator.appender import S3Appender
+from correlator.audit import RouteKey, emit_api_event
+from correlator.errors import BadRequestError, NotFoundError
+from correlator.event import Event
+from correlator.eventlog import CURRENT_KEY, CURRENT_NAME, EventLog, LogListing, LogSettings, archive_key
+from correlator.internal import InternalEventEmitter
+from correlator.publisher import EventPublisher
+
+PRESIGNED_URL_SECONDS = 300
+EVENT_TYPES: dict[RouteKey, str] = {
+    ("GET", "/logs"): "log.list",
+    ("GET", "/logs/current/default.log"): "log.get",
+    ("GET", "/logs/archive/{name}"): "log.get",
+    ("DELETE", "/logs/current/default.log"): "log.delete",
+    ("DELETE", "/logs/archive/{name}"): "log.delete",
+    ("GET", "/logs/settings"): "log.settings.get",
+    ("PUT", "/logs/settings"): "log.settings.update",
+}
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver(enable_validation=True)
+register_error_handlers(app)
+event_log = EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"]))
+
+
+def _count_lost(event: Event, reason: str) -> None:
+    metrics.add_metric(name="InternalEventsFailed", unit=MetricUnit.Count, value=1)
+
+
+emitter = InternalEventEmitter(
+    EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), on_failure=_count_lost
+)
+ArchiveName = Annotated[str, Path(max_length=64, description="An archive name: default.log.{epoch_ms}")]
+
+
+def _redirect(key: str) -> Response[None]:
+    url = event_log.presigned_get(key, PRESIGNED_URL_SECONDS)
+    return Response(status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
+
+
+@app.get("/logs", summary="List the current log and the archives (uncompressed sizes)")
+def list_logs() -> LogListing:
+    return event_log.listing()
+
+
+@app.get(
+    "/logs/current/default.log",
+    summary="Download the current log",
+    responses={302: {"description": "Redirect to a presigned S3 URL"}, 200: {"description": "Empty: no log yet"}},
+)
+def get_current_log() -> Response[str]:
+    if not event_log.exists(CURRENT_KEY):
+        return Response(status_code=200, content_type="text/csv", body="")
+    return _redirect(CURRENT_KEY)  # type: ignore[return-value]
+
+
+@app.get(
+    "/logs/archive/<name>",
+    summary="Download an archive (gzip, Content-Encoding: gzip)",
+    responses={302: {"description": "Redirect to a presigned S3 URL"}, 404: {"description": "No such archive"}},
+)
+def get_archive(name: ArchiveName) -> Response[None]:
+    key = _existing_archive(name)
+    return _redirect(key)
+
+
+@app.delete(
+    "/logs/archive/<name>",
+    summary="Delete an archive",
+    responses={204: {"description": "Deleted"}, 404: {"description": "No such archive"}},
+)
+def delete_archive(name: ArchiveName) -> Response[None]:
+    try:
+        deleted = event_log.delete_archive(name)
+    except ValueError:
+        deleted = False
+    if not deleted:
+        raise NotFoundError(f"no archive named {name[:80]!r}")
+    logger.info("archive deleted", name=name)
+    return Response(status_code=204)
+
+
+@app.delete("/logs/current/default.log", summary="Refused: the current log cannot be deleted")
+def delete_current_log() -> Response[None]:
+    raise BadRequestError(f"the current log ({CURRENT_NAME}) cannot be deleted; delete archives instead")
+
+
+@app.get("/logs/settings", summary="Rotation settings")
+def get_settings() -> LogSettings:
+    return event_log.settings()
+
+
+@app.put("/logs/settings", summary="Replace the rotation settings (the writer applies them on its next batch)")
+def put_settings(settings: Annotated[LogSettings, Body()]) -> LogSettings:
+    event_log.save_settings(settings)
+    logger.info("settings updated", **settings.model_dump())
+    return settings
+
+
+def _existing_archive(name: str) -> str:
+    try:
+        key = archive_key(name)
+    except ValueError:
+        raise NotFoundError(f"no archive named {name[:80]!r}") from None
+    if not event_log.exists(key):
+        raise NotFoundError(f"no archive named {name!r}")
+    return key
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response: dict[str, Any] = app.resolve(event, context)
+    emit_api_event(emitter, event, response, EVENT_TYPES)
+    return response

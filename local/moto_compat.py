@@ -1,0 +1,43 @@
+"""Behaviour that AWS has and moto 5.2 lacks, patched into moto for the tests and the local stack.
+
+Only documented AWS behaviour goes here, so code that is correct on AWS is also tested as such:
+
+* ``CompleteMultipartUpload`` honours ``If-Match`` (S3 conditional writes, Nov 2024): the upload
+  commits only if the object still has that ETag, else 412 PreconditionFailed. moto 5.2 checks
+  only ``If-None-Match`` there. The S3 appender relies on this to append to objects >= 5 MiB.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+_applied = False
+
+
+def apply() -> None:
+    """Patch moto in this process (idempotent)."""
+    global _applied
+    if _applied:
+        return
+    from moto.s3.exceptions import MissingKey, PreconditionFailed
+    from moto.s3.responses import S3Response
+
+    original = S3Response._key_response_post
+
+    @functools.wraps(original)
+    def key_response_post(
+        self: Any, request: Any, body: bytes, bucket_name: str, query: dict[str, Any], key_name: str
+    ) -> Any:
+        if_match = self.headers.get("If-Match")
+        if query.get("uploadId") and if_match:
+            existing = self.backend.get_object(bucket_name, key_name)
+            committed = existing is not None and existing.multipart and existing.multipart.id == query["uploadId"][0]
+            if existing is None:
+                raise MissingKey(key=key_name)
+            if not committed and if_match.replace('"', "") != existing.etag.replace('"', ""):
+                raise PreconditionFailed("If-Match")
+        return original(self, request, body, bucket_name, query, key_name)
+
+    S3Response._key_response_post = key_response_post  # type: ignore[method-assign]
+    _applied = True
