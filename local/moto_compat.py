@@ -5,6 +5,8 @@ Only documented AWS behaviour goes here, so code that is correct on AWS is also 
 * ``CompleteMultipartUpload`` honours ``If-Match`` (S3 conditional writes, Nov 2024): the upload
   commits only if the object still has that ETag, else 412 PreconditionFailed. moto 5.2 checks
   only ``If-None-Match`` there. The S3 appender relies on this to append to objects >= 5 MiB.
+* ``TestEventPattern`` answers ``{"Result": bool}``; moto 5.2 has an empty stub. moto's own
+  pattern engine (the one that routes its events) decides, so dry runs agree with delivery.
 """
 
 from __future__ import annotations
@@ -40,4 +42,23 @@ def apply() -> None:
         return original(self, request, body, bucket_name, query, key_name)
 
     S3Response._key_response_post = key_response_post  # type: ignore[method-assign]
+    _patch_test_event_pattern()
     _applied = True
+
+
+def _patch_test_event_pattern() -> None:
+    import json
+
+    from moto.core.exceptions import JsonRESTError
+    from moto.events.models import EventPattern
+    from moto.events.responses import EventsHandler
+
+    def test_event_pattern(self: Any) -> str:
+        try:
+            pattern = EventPattern.load(self._get_param("EventPattern"))
+            event = json.loads(self._get_param("Event"))
+        except (ValueError, TypeError) as error:
+            raise JsonRESTError("InvalidEventPatternException", str(error)) from error
+        return json.dumps({"Result": bool(pattern.matches_event(event))})
+
+    EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign]

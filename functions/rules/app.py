@@ -1,0 +1,133 @@
+"""The rules admin API (IAM): rules compiled to EventBridge rules, managed at runtime."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from correlator import aws
+from correlator.api import caller_from, register_error_handlers
+from correlator.audit import RouteKey, emit_api_event
+from correlator.errors import ValidationFailedError
+from correlator.event import Event, EventSubmission, stamp_event
+from correlator.internal import InternalEventEmitter
+from correlator.publisher import EventPublisher
+from correlator.rules import RULE_NAME_PATTERN, Rule, RuleView
+from correlator.rulestore import RuleStore, TimerSettings, deployment_from_env
+
+EVENT_TYPES: dict[RouteKey, str] = {
+    ("POST", "/rules"): "rule.create",
+    ("GET", "/rules"): "rule.list",
+    ("GET", "/rules/{name}"): "rule.get",
+    ("PUT", "/rules/{name}"): "rule.update",
+    ("DELETE", "/rules/{name}"): "rule.delete",
+    ("POST", "/rules/{name}/test"): "rule.test",
+}
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver(enable_validation=True)
+register_error_handlers(app)
+store = RuleStore(
+    aws.client("events"),
+    deployment_from_env(os.environ),
+    scheduler=aws.client("scheduler"),
+    timers=TimerSettings(
+        group_name=os.environ["SCHEDULE_GROUP_NAME"],
+        role_arn=os.environ["SCHEDULER_ROLE_ARN"],
+        bus_arn=os.environ["EVENT_BUS_ARN"],
+    ),
+)
+
+
+def _count_lost(event: Event, reason: str) -> None:
+    metrics.add_metric(name="InternalEventsFailed", unit=MetricUnit.Count, value=1)
+
+
+emitter = InternalEventEmitter(
+    EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), on_failure=_count_lost
+)
+RuleName = Annotated[str, Path(pattern=RULE_NAME_PATTERN, description="The rule's name")]
+
+
+class RuleList(BaseModel):
+    rules: list[RuleView]
+
+
+class TestEvent(EventSubmission):
+    """An event to try a rule against: a submission plus the fields the server would set."""
+
+    external: bool = True
+    subject: str | None = None
+    hops: int = 0
+
+
+class TestResult(BaseModel):
+    matches: bool
+
+
+@app.post("/rules", summary="Create a rule", responses={201: {"description": "Created"}})
+def create_rule(rule: Annotated[Rule, Body()]) -> Response[RuleView]:
+    created = store.create(rule)
+    logger.info("rule created", rule=rule.name, action=rule.action)
+    return Response(status_code=201, body=created, headers={"Location": f"/rules/{rule.name}"})
+
+
+@app.get("/rules", summary="List rules (template rules are read-only)")
+def list_rules() -> RuleList:
+    return RuleList(rules=store.list_all())
+
+
+@app.get("/rules/<name>", summary="Get a rule")
+def get_rule(name: RuleName) -> RuleView:
+    return store.get(name)
+
+
+@app.put("/rules/<name>", summary="Replace a rule")
+def replace_rule(name: RuleName, rule: Annotated[Rule, Body()]) -> RuleView:
+    if rule.name != name:
+        raise ValidationFailedError(
+            "the body's name must be the rule's name", [{"field": "name", "message": f"expected {name!r}"}]
+        )
+    replaced = store.replace(rule)
+    logger.info("rule replaced", rule=name)
+    return replaced
+
+
+@app.delete("/rules/<name>", summary="Delete a rule", responses={204: {"description": "Deleted"}})
+def delete_rule(name: RuleName) -> Response[None]:
+    store.delete(name)
+    logger.info("rule deleted", rule=name)
+    return Response(status_code=204)
+
+
+@app.post("/rules/<name>/test", summary="Dry run: would this event match the rule?")
+def test_rule(name: RuleName, event: Annotated[TestEvent, Body()]) -> TestResult:
+    caller = caller_from(app.current_event)
+    fields = event.model_dump(exclude={"external", "subject", "hops"}, by_alias=True)
+    stamped = stamp_event(
+        EventSubmission.model_validate(fields),
+        external=event.external,
+        subject=event.subject,
+        request_key=caller.request_key,
+        hops=event.hops,
+    )
+    return TestResult(matches=store.test(name, stamped))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response: dict[str, Any] = app.resolve(event, context)
+    emit_api_event(emitter, event, response, EVENT_TYPES)
+    return response

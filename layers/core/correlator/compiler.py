@@ -1,0 +1,156 @@
+"""Compile a ``Rule`` to one EventBridge rule with one target, and read it back.
+
+The EventBridge rule *is* the store: its pattern does the matching (with the loop guard
+``detail.hops < MaxHops`` in every pattern), its state is ``enabled``, and the target's
+InputTransformer carries the rule JSON, so every action receives ``{"rule", "event"}`` and the
+API can read the rule back from EventBridge alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from correlator.envelope import SOURCE_EXTERNAL, SOURCE_INTERNAL
+from correlator.rules import Rule, RuleView, canonical_action
+
+EVENT_PLACEHOLDER = "<aws.events.event.json>"
+TARGET_ID = "action"
+MAX_PATTERN_CHARS = 4096  # EventBridge's limit on EventPattern
+MAX_INPUT_TEMPLATE_CHARS = 8192  # EventBridge's limit on InputTemplate
+TIMER_SYSTEM_PREFIX = "rule/"
+_MATCH_KEYS = ("object", "info", "subject", "schema", "level", "kind", "dataset", "hops", "system_id")
+
+
+class RuleCompileError(ValueError):
+    """The rule cannot be expressed on EventBridge; ``field`` names the offending part."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """What a compiled rule points at in this stack."""
+
+    bus_name: str
+    max_hops: int
+    targets: Mapping[str, str]  # canonical action -> queue or function ARN
+    dead_letter_arn: str
+    retry_attempts: int = 185
+    max_event_age_seconds: int = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    put_rule: dict[str, Any]
+    put_targets: dict[str, Any]
+
+
+def event_pattern(rule: Rule, max_hops: int) -> dict[str, Any]:
+    """The EventBridge pattern of ``rule`` (Personium matching + the hop guard)."""
+    match = rule.match
+    sources = {True: [SOURCE_EXTERNAL], False: [SOURCE_INTERNAL], None: [SOURCE_EXTERNAL, SOURCE_INTERNAL]}
+    external = False if match.timer else match.external
+    pattern: dict[str, Any] = {"source": sources[external]}
+    if match.type is not None:
+        if match.timer:
+            pattern["detail-type"] = [match.type]
+        elif match.type.startswith("."):
+            pattern["detail-type"] = [{"suffix": match.type}]
+        else:
+            pattern["detail-type"] = [{"prefix": match.type}]
+    detail: dict[str, Any] = {}
+    if match.timer:
+        detail["system_id"] = [TIMER_SYSTEM_PREFIX + rule.name]
+    else:
+        if match.object is not None:
+            detail["object"] = [{"prefix": match.object}]
+        if match.info is not None:
+            detail["info"] = [{"prefix": match.info}]
+    if match.subject is not None:
+        detail["subject"] = [match.subject]
+    if match.schema_ is not None:
+        detail["schema"] = [match.schema_]
+    if match.level:
+        detail["level"] = [level.value for level in match.level]
+    if match.kind is not None:
+        detail["kind"] = [match.kind.value]
+    if match.dataset is not None:
+        detail["dataset"] = [match.dataset]
+    detail["hops"] = [{"numeric": ["<", max_hops]}]
+    for key, value in (rule.pattern or {}).items():
+        if key in detail or key in _MATCH_KEYS:
+            raise RuleCompileError(f"pattern.{key}", f"pattern.{key} overlaps a match field or the hop guard")
+        detail[key] = value
+    pattern["detail"] = detail
+    if len(json.dumps(pattern)) > MAX_PATTERN_CHARS:
+        raise RuleCompileError("pattern", f"the compiled event pattern exceeds {MAX_PATTERN_CHARS} characters")
+    return pattern
+
+
+def input_template(rule: Rule) -> str:
+    """``{"rule": <rule JSON>, "event": <aws.events.event.json>}`` with ``<``/``>`` escaped in the rule."""
+    rule_json = json.dumps(rule.to_json(), ensure_ascii=False, separators=(",", ":"))
+    # Escaped so that nothing in the rule can read as an InputTransformer placeholder.
+    rule_json = rule_json.replace("<", "\\u003c").replace(">", "\\u003e")
+    template = f'{{"rule":{rule_json},"event":{EVENT_PLACEHOLDER}}}'
+    if len(template) > MAX_INPUT_TEMPLATE_CHARS:
+        raise RuleCompileError("config", "the rule is too large to travel with its events (8192 characters)")
+    return template
+
+
+def compile_rule(rule: Rule, deployment: Deployment) -> CompiledRule:
+    """The ``put_rule`` and ``put_targets`` arguments for ``rule`` in ``deployment``."""
+    action = canonical_action(rule.action)
+    target_arn = deployment.targets.get(action)
+    if target_arn is None:
+        raise RuleCompileError("action", f"action {rule.action!r} is not deployed in this stack")
+    put_rule: dict[str, Any] = {
+        "Name": rule.name,
+        "EventBusName": deployment.bus_name,
+        "EventPattern": json.dumps(event_pattern(rule, deployment.max_hops), separators=(",", ":")),
+        "State": "ENABLED" if rule.enabled else "DISABLED",
+        "Description": rule.description,
+    }
+    target: dict[str, Any] = {
+        "Id": TARGET_ID,
+        "Arn": target_arn,
+        "InputTransformer": {"InputPathsMap": {}, "InputTemplate": input_template(rule)},
+        "RetryPolicy": {
+            "MaximumRetryAttempts": deployment.retry_attempts,
+            "MaximumEventAgeInSeconds": deployment.max_event_age_seconds,
+        },
+        "DeadLetterConfig": {"Arn": deployment.dead_letter_arn},
+    }
+    return CompiledRule(put_rule, {"Rule": rule.name, "EventBusName": deployment.bus_name, "Targets": [target]})
+
+
+def rule_from_eventbridge(description: Mapping[str, Any], targets: Sequence[Mapping[str, Any]]) -> RuleView | None:
+    """Read a rule back from ``DescribeRule`` + ``ListTargetsByRule``; None if it is not ours.
+
+    ``enabled`` comes from the rule's state (authoritative); ``read_only`` from the rule JSON
+    of template rules.
+    """
+    for target in targets:
+        template = (target.get("InputTransformer") or {}).get("InputTemplate")
+        if not template or EVENT_PLACEHOLDER not in template:
+            continue
+        try:
+            message = json.loads(template.replace(EVENT_PLACEHOLDER, "null"))
+        except ValueError:
+            continue
+        data = message.get("rule") if isinstance(message, dict) else None
+        if not isinstance(data, dict):
+            continue
+        # The EventBridge rule's name and state are authoritative.
+        data = {
+            **data,
+            "name": description.get("Name", data.get("name")),
+            "enabled": description.get("State") == "ENABLED",
+        }
+        return RuleView.model_validate(data)
+    return None

@@ -1,0 +1,257 @@
+"""Rules stored as what they are: EventBridge rules (and Scheduler schedules for timer rules).
+
+Create, list, get, replace, delete and dry-run rules. Nothing is kept anywhere else: list/get
+read the rules and their targets back from EventBridge. Rules declared in template.yaml carry
+``"read_only": true`` in their rule JSON and cannot be replaced or deleted through the API.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from correlator.compiler import (
+    TIMER_SYSTEM_PREFIX,
+    Deployment,
+    RuleCompileError,
+    compile_rule,
+    rule_from_eventbridge,
+)
+from correlator.envelope import SOURCE_EXTERNAL, SOURCE_INTERNAL
+from correlator.errors import ConflictError, NotFoundError, ValidationFailedError
+from correlator.event import Event, format_time
+from correlator.rules import TIMER_ONESHOT, Rule, RuleView
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+
+_NOT_FOUND = frozenset({"ResourceNotFoundException"})
+
+
+@dataclass(frozen=True, slots=True)
+class TimerSettings:
+    """Where timer rules put their schedules, and the role Scheduler uses to reach the bus."""
+
+    group_name: str
+    role_arn: str
+    bus_arn: str
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class RuleStore:
+    """Rules of one bus, kept in EventBridge."""
+
+    def __init__(
+        self,
+        events: EventBridgeClient,
+        deployment: Deployment,
+        *,
+        scheduler: EventBridgeSchedulerClient | None = None,
+        timers: TimerSettings | None = None,
+    ) -> None:
+        self._events = events
+        self._deployment = deployment
+        self._scheduler = scheduler
+        self._timers = timers
+
+    # -- reading ----------------------------------------------------------------------------
+    def get(self, name: str) -> RuleView:
+        """The rule called ``name``; ``NotFoundError`` if there is none."""
+        rule = self._read(name)
+        if rule is None:
+            raise NotFoundError(f"no rule named {name!r}")
+        return rule
+
+    def list_all(self) -> list[RuleView]:
+        """Every rule on the bus, sorted by name (EventBridge rules that are not ours are skipped)."""
+        rules: list[RuleView] = []
+        paginator = self._events.get_paginator("list_rules")
+        for page in paginator.paginate(EventBusName=self._deployment.bus_name):
+            for item in page.get("Rules", []):
+                targets = self._targets(item["Name"])
+                rule = rule_from_eventbridge(item, targets) if targets is not None else None
+                if rule is not None:
+                    rules.append(rule)
+        return sorted(rules, key=lambda rule: rule.name)
+
+    def _read(self, name: str) -> RuleView | None:
+        try:
+            description = self._events.describe_rule(Name=name, EventBusName=self._deployment.bus_name)
+        except ClientError as error:
+            if _code(error) in _NOT_FOUND:
+                return None
+            raise
+        targets = self._targets(name)
+        return rule_from_eventbridge(dict(description), targets or [])
+
+    def _targets(self, name: str) -> list[dict[str, Any]] | None:
+        try:
+            response = self._events.list_targets_by_rule(Rule=name, EventBusName=self._deployment.bus_name)
+        except ClientError as error:
+            if _code(error) in _NOT_FOUND:
+                return None
+            raise
+        return [dict(target) for target in response.get("Targets", [])]
+
+    # -- writing ----------------------------------------------------------------------------
+    def create(self, rule: Rule) -> RuleView:
+        """Create ``rule``; ``ConflictError`` if a rule (ours or not) already has that name."""
+        if self._exists(rule.name):
+            raise ConflictError(f"a rule named {rule.name!r} already exists")
+        self._put(rule, created=True)
+        return RuleView.model_validate(rule.to_json())
+
+    def replace(self, rule: Rule) -> RuleView:
+        """Replace the rule of the same name; 404 if unknown, 409 if read-only."""
+        self._writable(rule.name)
+        self._put(rule, created=False)
+        return RuleView.model_validate(rule.to_json())
+
+    def delete(self, name: str) -> None:
+        """Delete the rule, its target and its schedule; 404 if unknown, 409 if read-only."""
+        self._writable(name)
+        bus = self._deployment.bus_name
+        targets = self._targets(name) or []
+        if targets:
+            self._events.remove_targets(Rule=name, EventBusName=bus, Ids=[target["Id"] for target in targets])
+        self._events.delete_rule(Name=name, EventBusName=bus)
+        self._delete_schedule(name)
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self._events.describe_rule(Name=name, EventBusName=self._deployment.bus_name)
+        except ClientError as error:
+            if _code(error) in _NOT_FOUND:
+                return False
+            raise
+        return True
+
+    def _writable(self, name: str) -> RuleView:
+        current = self.get(name)
+        if current.read_only:
+            raise ConflictError(f"rule {name!r} is declared in template.yaml and is read-only")
+        return current
+
+    def _put(self, rule: Rule, *, created: bool) -> None:
+        try:
+            compiled = compile_rule(rule, self._deployment)
+        except RuleCompileError as error:
+            raise ValidationFailedError(str(error), [{"field": error.field, "message": str(error)}]) from None
+        try:
+            self._events.put_rule(**compiled.put_rule)
+        except ClientError as error:
+            if _code(error) == "InvalidEventPatternException":
+                raise ValidationFailedError(
+                    "pattern is not a valid EventBridge pattern", [{"field": "pattern", "message": str(error)}]
+                ) from None
+            raise
+        try:
+            self._events.put_targets(**compiled.put_targets)
+            self._put_schedule(rule)
+        except Exception:
+            if created:  # leave nothing half-made behind
+                self._events.remove_targets(Rule=rule.name, EventBusName=self._deployment.bus_name, Ids=["action"])
+                self._events.delete_rule(Name=rule.name, EventBusName=self._deployment.bus_name)
+            raise
+        if rule.match.timer is None:
+            self._delete_schedule(rule.name)  # a replaced timer rule that is no longer one
+
+    # -- timers -----------------------------------------------------------------------------
+    def _put_schedule(self, rule: Rule) -> None:
+        timer = rule.match.timer
+        if timer is None:
+            return
+        if self._scheduler is None or self._timers is None:
+            raise ValidationFailedError(
+                "timer rules are not available in this deployment", [{"field": "match.type", "message": timer}]
+            )
+        value = int(rule.match.object or "0")
+        if timer == TIMER_ONESHOT:
+            at = datetime.fromtimestamp(value / 1000, UTC)
+            expression = f"at({at.strftime('%Y-%m-%dT%H:%M:%S')})"
+        else:
+            expression = f"rate({value} minute{'s' if value > 1 else ''})"
+        detail = {
+            "id": "<aws.scheduler.execution-id>",
+            "time": "<aws.scheduler.scheduled-time>",
+            "external": False,
+            "level": "INFO",
+            "kind": "standard",
+            "type": timer,
+            "object": rule.match.object,
+            "info": rule.match.info,
+            "system_id": TIMER_SYSTEM_PREFIX + rule.name,
+            "subject": rule.match.subject,
+            "hops": 0,
+        }
+        arguments: dict[str, Any] = {
+            "Name": rule.name,
+            "GroupName": self._timers.group_name,
+            "ScheduleExpression": expression,
+            "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "State": "ENABLED" if rule.enabled else "DISABLED",
+            "Description": rule.description,
+            "Target": {
+                "Arn": self._timers.bus_arn,
+                "RoleArn": self._timers.role_arn,
+                "Input": json.dumps({key: value for key, value in detail.items() if value is not None}),
+                "EventBridgeParameters": {"DetailType": timer, "Source": SOURCE_INTERNAL},
+                "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86_400},
+                "DeadLetterConfig": {"Arn": self._deployment.dead_letter_arn},
+            },
+        }
+        try:
+            self._scheduler.update_schedule(**arguments)
+        except ClientError as error:
+            if _code(error) not in _NOT_FOUND:
+                raise
+            self._scheduler.create_schedule(**arguments)
+
+    def _delete_schedule(self, name: str) -> None:
+        if self._scheduler is None or self._timers is None:
+            return
+        try:
+            self._scheduler.delete_schedule(Name=name, GroupName=self._timers.group_name)
+        except ClientError as error:
+            if _code(error) not in _NOT_FOUND:
+                raise
+
+    # -- dry run ----------------------------------------------------------------------------
+    def test(self, name: str, event: Event) -> bool:
+        """Would the rule called ``name`` match ``event``? (EventBridge's TestEventPattern)."""
+        rule = self.get(name)
+        description = self._events.describe_rule(Name=rule.name, EventBusName=self._deployment.bus_name)
+        candidate = {
+            "id": event.id,
+            "detail-type": event.type,
+            "source": SOURCE_EXTERNAL if event.external else SOURCE_INTERNAL,
+            "account": "123456789012",
+            "time": format_time(event.time).replace(".000Z", "Z"),
+            "region": "us-east-1",
+            "resources": [],
+            "detail": event.to_detail(),
+        }
+        response = self._events.test_event_pattern(
+            EventPattern=description["EventPattern"], Event=json.dumps(candidate)
+        )
+        return bool(response["Result"])
+
+
+def deployment_from_env(environ: Mapping[str, str]) -> Deployment:
+    """The ``Deployment`` the rules function runs in, from its environment (set by template.yaml)."""
+    return Deployment(
+        bus_name=environ["EVENT_BUS_NAME"],
+        max_hops=int(environ.get("MAX_HOPS", "3")),
+        targets=json.loads(environ["ACTION_TARGETS"]),
+        dead_letter_arn=environ["RULE_TARGET_DLQ_ARN"],
+    )
