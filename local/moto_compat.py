@@ -61,4 +61,4 @@ def _patch_test_event_pattern() -> None:
             raise JsonRESTError("InvalidEventPatternException", str(error)) from error
         return json.dumps({"Result": bool(pattern.matches_event(event))})
 
-    EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign]
+    EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign,assignment]

@@ -40,6 +40,7 @@ class InternalEventEmitter:
         via: list[str] | None = None,
         level: Level = Level.INFO,
         payload: dict[str, Any] | None = None,
+        system_id: str | None = None,
     ) -> Event:
         """Publish one internal event; return it whether or not it reached the bus."""
         submission = EventSubmission.model_validate(
@@ -49,6 +50,7 @@ class InternalEventEmitter:
                 "object": _clip(object),
                 "info": _clip(info),
                 "payload": payload,
+                "system_id": system_id,
             }
         )
         event = stamp_event(

@@ -1,0 +1,71 @@
+"""What every action receives and emits.
+
+A rule target receives ``{"rule": <rule JSON>, "event": <EventBridge event>}`` (the
+InputTransformer of ``correlator.compiler``), directly as the Lambda event or as an SQS body.
+Each action reports what it did as an internal *result event*: ``type`` = the action,
+``object`` = its target, ``info`` = a status, ``hops`` = the event's hops + 1, the request key
+and subject carried from the event, and ``system_id`` = ``rule/<rule name>``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from correlator.event import Event, Level
+from correlator.internal import InternalEventEmitter
+from correlator.rules import Rule, canonical_action
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One rule firing: the rule and the event that matched it."""
+
+    rule: Rule
+    event: Event
+
+    @property
+    def action(self) -> str:
+        return canonical_action(self.rule.action)
+
+    @property
+    def idempotency_key(self) -> str:
+        """(rule name, event id): the unit of "do it once"."""
+        return f"{self.rule.name}#{self.event.id}"
+
+
+def parse_delivery(payload: Mapping[str, Any] | str) -> Delivery:
+    """Parse a delivery; ``ValueError`` (incl. pydantic's) when it is not one."""
+    message: Any = json.loads(payload) if isinstance(payload, str) else payload
+    if not isinstance(message, Mapping) or not isinstance(message.get("event"), Mapping):
+        raise ValueError("a delivery is {'rule': {...}, 'event': <EventBridge event>}")
+    rule_json = dict(message.get("rule") or {})
+    rule_json.pop("read_only", None)
+    return Delivery(rule=Rule.model_validate(rule_json), event=Event.model_validate(message["event"].get("detail")))
+
+
+def emit_result(
+    emitter: InternalEventEmitter,
+    delivery: Delivery,
+    *,
+    object: str | None,
+    info: str,
+    level: Level = Level.INFO,
+    payload: dict[str, Any] | None = None,
+) -> Event:
+    """Emit the result event of ``delivery``'s action (never raises; see ``InternalEventEmitter``)."""
+    event = delivery.event
+    return emitter.emit(
+        delivery.action,
+        object=object,
+        info=info,
+        subject=event.subject,
+        request_key=event.request_key,
+        hops=event.hops + 1,
+        via=event.via,
+        level=level,
+        payload=payload,
+        system_id=f"rule/{delivery.rule.name}",
+    )
