@@ -10,10 +10,11 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
-from correlator.api import register_error_handlers
+from correlator.api import register_error_handlers, require_json_object
 from correlator.appender import S3Appender
 from correlator.audit import RouteKey, emit_api_event
 from correlator.errors import BadRequestError, NotFoundError
@@ -37,7 +38,15 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
-register_error_handlers(app)
+
+
+def _require_object_body(event: APIGatewayProxyEvent) -> None:
+    # Powertools would take the first item of a JSON array as the body, and call an empty one a missing field.
+    if event.http_method == "PUT":
+        require_json_object(event)
+
+
+register_error_handlers(app, request_guard=_require_object_body)
 event_log = EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"]))
 
 
@@ -48,7 +57,8 @@ def _count_lost(event: Event, reason: str) -> None:
 emitter = InternalEventEmitter(
     EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), on_failure=_count_lost
 )
-ArchiveName = Annotated[str, Path(max_length=64, description="An archive name: default.log.{epoch_ms}")]
+# No length limit here: a malformed name of any length is 404 (archive_key), not a 422.
+ArchiveName = Annotated[str, Path(description="An archive name: default.log.{epoch_ms}")]
 
 
 def _redirect(key: str) -> Response[None]:
@@ -66,7 +76,7 @@ def list_logs() -> LogListing:
     summary="Download the current log",
     responses={302: {"description": "Redirect to a presigned S3 URL"}, 200: {"description": "Empty: no log yet"}},
 )
-def get_current_log() -> Response[str]:
+def get_current_log() -> Response[str | None]:
     if not event_log.exists(CURRENT_KEY):
         return Response(status_code=200, content_type="text/csv", body="")
     return _redirect(CURRENT_KEY)  # type: ignore[return-value]
@@ -94,11 +104,15 @@ def delete_archive(name: ArchiveName) -> Response[None]:
         deleted = False
     if not deleted:
         raise NotFoundError(f"no archive named {name[:80]!r}")
-    logger.info("archive deleted", name=name)
+    logger.info("archive deleted", archive=name)  # "name" is a reserved LogRecord attribute
     return Response(status_code=204)
 
 
-@app.delete("/logs/current/default.log", summary="Refused: the current log cannot be deleted")
+@app.delete(
+    "/logs/current/default.log",
+    summary="Refused: the current log cannot be deleted",
+    responses={400: {"description": "Always: delete archives instead"}},
+)
 def delete_current_log() -> Response[None]:
     raise BadRequestError(f"the current log ({CURRENT_NAME}) cannot be deleted; delete archives instead")
 
@@ -110,6 +124,7 @@ def get_settings() -> LogSettings:
 
 @app.put("/logs/settings", summary="Replace the rotation settings (the writer applies them on its next batch)")
 def put_settings(settings: Annotated[LogSettings, Body()]) -> LogSettings:
+    _require_object_body(app.current_event)
     event_log.save_settings(settings)
     logger.info("settings updated", **settings.model_dump())
     return settings

@@ -10,10 +10,17 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
-from correlator.api import caller_from, json_body_or_none, register_error_handlers, require_json_body
+from correlator.api import (
+    caller_from,
+    json_body_or_none,
+    register_error_handlers,
+    require_json_body,
+    require_json_object,
+)
 from correlator.errors import CorrelatorError, PublishFailedError
 from correlator.publisher import EventPublisher
 from correlator.reception import (
@@ -43,9 +50,12 @@ def _count_rejected(error: CorrelatorError) -> None:
     logger.info("request rejected", status=error.status, code=error.code, events=rejected)
 
 
-register_error_handlers(
-    app, request_guard=lambda event: require_json_body(event, MAX_BODY_BYTES), locate=locate, on_error=_count_rejected
-)
+def _guard_request(event: APIGatewayProxyEvent) -> None:
+    require_json_body(event, MAX_BODY_BYTES)
+    require_json_object(event)
+
+
+register_error_handlers(app, request_guard=_guard_request, locate=locate, on_error=_count_rejected)
 
 
 @app.post(
@@ -61,9 +71,9 @@ register_error_handlers(
     },
 )
 def post_events(submission: Annotated[Submission, Body()]) -> ReceptionResponse:
-    require_json_body(app.current_event, MAX_BODY_BYTES)
+    _guard_request(app.current_event)
     caller = caller_from(app.current_event)
-    events = stamp_submissions(submissions_of(submission), caller)
+    events = stamp_submissions(submissions_of(submission), caller, publisher.bus_name)
     try:
         outcomes = publish_or_raise(events, publisher)
     except PublishFailedError as error:

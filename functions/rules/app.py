@@ -6,7 +6,7 @@ import os
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -75,11 +75,25 @@ class TestResult(BaseModel):
     matches: bool
 
 
-@app.post("/rules", summary="Create a rule", responses={201: {"description": "Created"}})
+@app.post(
+    "/rules",
+    summary="Create a rule",
+    responses={
+        201: {"description": "Created"},
+        409: {"description": "A rule with that name exists"},
+        422: {"description": "Invalid rule; details name each field"},
+    },
+)
 def create_rule(rule: Annotated[Rule, Body()]) -> Response[RuleView]:
     created = store.create(rule)
     logger.info("rule created", rule=rule.name, action=rule.action)
-    return Response(status_code=201, body=created, headers={"Location": f"/rules/{rule.name}"})
+    # Without a JSON content type Powertools leaves the body unserialized (a dict: API Gateway answers 502).
+    return Response(
+        status_code=201,
+        content_type=content_types.APPLICATION_JSON,
+        body=created,
+        headers={"Location": f"/rules/{rule.name}"},
+    )
 
 
 @app.get("/rules", summary="List rules (template rules are read-only)")
@@ -87,12 +101,25 @@ def list_rules() -> RuleList:
     return RuleList(rules=store.list_all())
 
 
-@app.get("/rules/<name>", summary="Get a rule")
+@app.get(
+    "/rules/<name>",
+    summary="Get a rule",
+    responses={200: {"description": "The rule"}, 404: {"description": "No such rule"}},
+)
 def get_rule(name: RuleName) -> RuleView:
     return store.get(name)
 
 
-@app.put("/rules/<name>", summary="Replace a rule")
+@app.put(
+    "/rules/<name>",
+    summary="Replace a rule",
+    responses={
+        200: {"description": "The rule as stored"},
+        404: {"description": "No such rule"},
+        409: {"description": "A read-only rule (declared in template.yaml)"},
+        422: {"description": "Invalid rule; details name each field"},
+    },
+)
 def replace_rule(name: RuleName, rule: Annotated[Rule, Body()]) -> RuleView:
     if rule.name != name:
         raise ValidationFailedError(
@@ -103,14 +130,26 @@ def replace_rule(name: RuleName, rule: Annotated[Rule, Body()]) -> RuleView:
     return replaced
 
 
-@app.delete("/rules/<name>", summary="Delete a rule", responses={204: {"description": "Deleted"}})
+@app.delete(
+    "/rules/<name>",
+    summary="Delete a rule",
+    responses={
+        204: {"description": "Deleted"},
+        404: {"description": "No such rule"},
+        409: {"description": "A read-only rule (declared in template.yaml)"},
+    },
+)
 def delete_rule(name: RuleName) -> Response[None]:
     store.delete(name)
     logger.info("rule deleted", rule=name)
     return Response(status_code=204)
 
 
-@app.post("/rules/<name>/test", summary="Dry run: would this event match the rule?")
+@app.post(
+    "/rules/<name>/test",
+    summary="Dry run: would this event match the rule?",
+    responses={200: {"description": "Whether the rule matches"}, 404: {"description": "No such rule"}},
+)
 def test_rule(name: RuleName, event: Annotated[TestEvent, Body()]) -> TestResult:
     caller = caller_from(app.current_event)
     fields = event.model_dump(exclude={"external", "subject", "hops"}, by_alias=True)

@@ -8,7 +8,7 @@ not an object) or 422 (schema violations, each naming its field).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from correlator.errors import (
     BadRequestError,
     CorrelatorError,
+    NotFoundError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
     ValidationFailedError,
@@ -66,17 +67,18 @@ def caller_from(event: APIGatewayProxyEvent) -> Caller:
     """Extract the caller and chain headers; raise ``BadRequestError`` for invalid headers."""
     identity = event.request_context.identity
     subject = identity.api_key_id or identity.user_arn or identity.caller
+    headers: Mapping[str, str] = event.headers or {}  # a case-insensitive copy, built on each access
     return Caller(
         subject=subject[:MAX_SUBJECT_CHARS] if subject else None,
-        request_key=_request_key(event),
-        hops=_hops(event),
-        via=_via(event),
+        request_key=_request_key(headers),
+        hops=_hops(headers),
+        via=_via(headers),
     )
 
 
-def _request_key(event: APIGatewayProxyEvent) -> str:
+def _request_key(headers: Mapping[str, str]) -> str:
     for name in REQUEST_KEY_HEADERS:
-        value = header(event, name)
+        value = headers.get(name)
         if value is not None:
             if not is_valid_request_key(value):
                 raise BadRequestError(
@@ -86,8 +88,8 @@ def _request_key(event: APIGatewayProxyEvent) -> str:
     return new_request_key()
 
 
-def _hops(event: APIGatewayProxyEvent) -> int:
-    value = header(event, RULE_CHAIN_HEADER)
+def _hops(headers: Mapping[str, str]) -> int:
+    value = headers.get(RULE_CHAIN_HEADER)
     if value is None:
         return 0
     if not value.isascii() or not value.isdigit() or len(value) > 6:
@@ -98,8 +100,8 @@ def _hops(event: APIGatewayProxyEvent) -> int:
     return int(value)
 
 
-def _via(event: APIGatewayProxyEvent) -> list[str] | None:
-    value = header(event, VIA_HEADER)
+def _via(headers: Mapping[str, str]) -> list[str] | None:
+    value = headers.get(VIA_HEADER)
     if not value:
         return None
     hops = [item.strip() for item in value.split(",") if item.strip()]
@@ -118,8 +120,10 @@ def _via(event: APIGatewayProxyEvent) -> list[str] | None:
 
 def require_json_body(event: APIGatewayProxyEvent, max_bytes: int) -> None:
     """Refuse a body that is not declared as JSON (415) or is larger than ``max_bytes`` (413)."""
-    content_type = (header(event, "Content-Type") or "").split(";")[0].strip().lower()
-    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+    # Exactly what Powertools' validation parses as JSON (case-sensitive; no +json types): anything else would
+    # come back as a confusing 422 "unsupported content type".
+    content_type = (header(event, "Content-Type") or "").split(";")[0].strip()
+    if content_type and content_type != "application/json":
         raise UnsupportedMediaTypeError(
             f"Content-Type must be application/json, not {content_type[:100]}",
             [{"field": "Content-Type", "message": "unsupported media type"}],
@@ -131,6 +135,20 @@ def require_json_body(event: APIGatewayProxyEvent, max_bytes: int) -> None:
             f"request body is {size} bytes; the limit is {max_bytes}",
             [{"field": "body", "message": f"over {max_bytes} bytes"}],
         )
+
+
+def require_json_object(event: APIGatewayProxyEvent) -> None:
+    """Refuse a body that is not a JSON object (400).
+
+    Powertools' validation would take the first item of a JSON array as the body (dropping the rest)
+    and reports ``null`` or an empty body as a missing field.
+    """
+    try:
+        body = event.json_body
+    except (ValueError, TypeError):
+        raise BadRequestError("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequestError("request body must be a JSON object")
 
 
 def validation_error(
@@ -146,7 +164,8 @@ def validation_error(
         loc = tuple(part for part in error.get("loc", ()) if part != "body")
         where = locate(loc) if locate else {"field": ".".join(str(part) for part in loc) or "body"}
         details.append({**where, "message": error.get("msg", "invalid"), "type": error.get("type", "invalid")})
-    return ValidationFailedError(f"request body failed validation ({len(details)} errors)", details)
+    noun = "error" if len(details) == 1 else "errors"
+    return ValidationFailedError(f"request body failed validation ({len(details)} {noun})", details)
 
 
 def register_error_handlers(
@@ -179,6 +198,11 @@ def register_error_handlers(
             except CorrelatorError as guarded:
                 return respond(guarded)
         return respond(validation_error(error.errors(), locate))
+
+    @app.not_found
+    def _no_route(error: Exception) -> Response[dict[str, Any]]:
+        # Powertools' own 404 body ({"statusCode", "message"}) is not the API's error body.
+        return respond(NotFoundError("no such resource"))
 
 
 def json_body_or_none(event: APIGatewayProxyEvent) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from correlator.event import Event
@@ -46,3 +47,18 @@ def entry_size(entry: PutEventsRequestEntryTypeDef) -> int:
             size += len(value.encode("utf-8"))
     size += sum(len(resource.encode("utf-8")) for resource in entry.get("Resources", []))
     return size
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """An event with its PutEvents entry and that entry's size, computed once."""
+
+    event: Event
+    entry: PutEventsRequestEntryTypeDef
+    size: int
+
+
+def wrap(event: Event, bus_name: str) -> Envelope:
+    """The ``Envelope`` of ``event`` on ``bus_name``."""
+    entry = to_entry(event, bus_name)
+    return Envelope(event, entry, entry_size(entry))

@@ -36,6 +36,8 @@ DATASET_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 REQUEST_KEY_PATTERN = r"^[A-Za-z0-9_-]{0,128}$"
 _REQUEST_KEY_RE = re.compile(REQUEST_KEY_PATTERN)
+# RFC 3339 date-time (not every ISO 8601 form fromisoformat takes): fraction kept to microseconds.
+_RFC3339_RE = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,6})\d*)?([Zz]|[+-]\d{2}:\d{2})")
 
 
 class Level(StrEnum):
@@ -75,13 +77,16 @@ def parse_time(value: Any) -> datetime:
     """Parse an RFC 3339 timestamp with an explicit offset; return it in UTC, truncated to ms."""
     if isinstance(value, datetime):
         parsed = value
-    elif isinstance(value, str) and len(value) <= 64:
+    elif isinstance(value, str) and (match := _RFC3339_RE.fullmatch(value)):
+        base, fraction, offset = match.groups()
+        micros = "." + fraction.ljust(6, "0") if fraction else ""
+        iso = f"{base.upper().replace(' ', 'T')}{micros}{'+00:00' if offset in 'Zz' else offset}"
         try:
-            parsed = datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(iso)
         except ValueError:
             raise ValueError("must be an RFC 3339 timestamp, e.g. 2026-11-22T14:52:39.778Z") from None
     else:
-        raise ValueError("must be an RFC 3339 timestamp string")
+        raise ValueError("must be an RFC 3339 timestamp with a UTC offset or Z, e.g. 2026-11-22T14:52:39.778Z")
     if parsed.tzinfo is None:
         raise ValueError("must carry a UTC offset or Z")
     parsed = parsed.astimezone(UTC)
@@ -107,7 +112,7 @@ def is_valid_request_key(value: str) -> bool:
 class EventSubmission(BaseModel):
     """The fields a client may submit; anything else is refused (422)."""
 
-    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(extra="forbid", validate_by_name=False, validate_by_alias=True, serialize_by_alias=True)
 
     type: EventType
     level: Level = Level.INFO

@@ -14,8 +14,9 @@ from correlator.envelope import (
     MAX_ENTRIES_PER_CALL,
     MAX_ENTRY_BYTES,
     MAX_REQUEST_BYTES,
+    Envelope,
     entry_size,
-    to_entry,
+    wrap,
 )
 from correlator.event import Event
 
@@ -47,11 +48,15 @@ def chunk_entries(
     entries: Sequence[PutEventsRequestEntryTypeDef],
 ) -> list[list[int]]:
     """Group entry indexes into PutEvents calls of at most 10 entries and 256 KB each."""
+    return chunk_sizes([entry_size(entry) for entry in entries])
+
+
+def chunk_sizes(sizes: Sequence[int]) -> list[list[int]]:
+    """Group indexes of entries of these sizes into calls of at most 10 entries and 256 KB each."""
     chunks: list[list[int]] = []
     current: list[int] = []
     current_bytes = 0
-    for index, entry in enumerate(entries):
-        size = entry_size(entry)
+    for index, size in enumerate(sizes):
         if current and (len(current) == MAX_ENTRIES_PER_CALL or current_bytes + size > MAX_REQUEST_BYTES):
             chunks.append(current)
             current, current_bytes = [], 0
@@ -88,13 +93,22 @@ class EventPublisher:
         self._sleep = sleep
         self.calls = 0
 
+    @property
+    def bus_name(self) -> str:
+        return self._bus_name
+
     def publish(self, events: Sequence[Event]) -> list[PublishOutcome]:
         """Publish ``events``; return one outcome per event, in the same order."""
-        entries = [to_entry(event, self._bus_name) for event in events]
+        return self.publish_envelopes([wrap(event, self._bus_name) for event in events])
+
+    def publish_envelopes(self, envelopes: Sequence[Envelope]) -> list[PublishOutcome]:
+        """Publish events already wrapped for this bus (see ``correlator.envelope.wrap``)."""
+        events = [envelope.event for envelope in envelopes]
+        entries = [envelope.entry for envelope in envelopes]
         outcomes: dict[int, PublishOutcome] = {}
         pending: list[int] = []
-        for index, entry in enumerate(entries):
-            if entry_size(entry) > MAX_ENTRY_BYTES:
+        for index, envelope in enumerate(envelopes):
+            if envelope.size > MAX_ENTRY_BYTES:
                 outcomes[index] = PublishOutcome(events[index].id, "failed", ENTRY_TOO_LARGE, "entry exceeds 256 KB")
             else:
                 pending.append(index)
@@ -105,7 +119,7 @@ class EventPublisher:
             if attempt > 1:
                 self._sleep(self._backoff(attempt))
             retry: list[int] = []
-            for chunk in chunk_entries([entries[i] for i in pending]):
+            for chunk in chunk_sizes([envelopes[i].size for i in pending]):
                 indexes = [pending[i] for i in chunk]
                 for index, outcome, retryable in self._put(events, entries, indexes):
                     if retryable and attempt < self._max_attempts:
@@ -125,12 +139,10 @@ class EventPublisher:
         try:
             response = self._client.put_events(Entries=[entries[i] for i in indexes])
         except ClientError as error:
+            # Whole-call failures (throttling, 5xx) already went through botocore's retries.
             call_code = error.response.get("Error", {}).get("Code") or "ClientError"
             message = error.response.get("Error", {}).get("Message") or str(error)
-            return [
-                (i, PublishOutcome(events[i].id, "failed", call_code, message), call_code in RETRYABLE_ERROR_CODES)
-                for i in indexes
-            ]
+            return [(i, PublishOutcome(events[i].id, "failed", call_code, message), False) for i in indexes]
         except BotoCoreError as error:
             # Connection-level failures already went through botocore's retries.
             name = type(error).__name__

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from correlator.api import Caller
-from correlator.envelope import MAX_ENTRY_BYTES, entry_size, to_entry
+from correlator.envelope import MAX_ENTRY_BYTES, Envelope, wrap
 from correlator.errors import PayloadTooLargeError, PublishFailedError
-from correlator.event import Event, EventSubmission, stamp_event
+from correlator.event import EventSubmission, stamp_event
 from correlator.publisher import EventPublisher, PublishOutcome
 
 MAX_EVENTS_PER_REQUEST = 100
@@ -23,6 +23,10 @@ class EventBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     events: Annotated[list[EventSubmission], Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)]
+
+    def __repr__(self) -> str:
+        # Kept short: Powertools formats route arguments into a debug message on every request.
+        return f"EventBatch(<{len(self.events)} events>)"
 
 
 def _submission_tag(value: Any) -> str | None:
@@ -66,32 +70,39 @@ def locate(loc: tuple[Any, ...]) -> dict[str, Any]:
     return {"index": 0, "field": ".".join(str(part) for part in loc) or "event"}
 
 
-def stamp_submissions(submissions: list[EventSubmission], caller: Caller) -> list[Event]:
-    """Stamp every submission as an external event; refuse the lot if any is over 256 KB."""
-    events = [
-        stamp_event(
-            submission,
-            external=True,
-            subject=caller.subject,
-            request_key=caller.request_key,
-            hops=caller.hops,
-            via=caller.via,
+def stamp_submissions(submissions: list[EventSubmission], caller: Caller, bus_name: str) -> list[Envelope]:
+    """Stamp every submission as an external event for ``bus_name``; refuse the lot if any is over 256 KB."""
+    envelopes = [
+        wrap(
+            stamp_event(
+                submission,
+                external=True,
+                subject=caller.subject,
+                request_key=caller.request_key,
+                hops=caller.hops,
+                via=caller.via,
+            ),
+            bus_name,
         )
         for submission in submissions
     ]
     oversized = [
-        {"index": index, "field": "event", "message": f"{size} bytes once stamped; the limit is {MAX_ENTRY_BYTES}"}
-        for index, event in enumerate(events)
-        if (size := entry_size(to_entry(event, ""))) > MAX_ENTRY_BYTES
+        {
+            "index": index,
+            "field": "event",
+            "message": f"{envelope.size} bytes once stamped; the limit is {MAX_ENTRY_BYTES}",
+        }
+        for index, envelope in enumerate(envelopes)
+        if envelope.size > MAX_ENTRY_BYTES
     ]
     if oversized:
         raise PayloadTooLargeError(f"{len(oversized)} event(s) exceed the 256 KB EventBridge entry limit", oversized)
-    return events
+    return envelopes
 
 
-def publish_or_raise(events: list[Event], publisher: EventPublisher) -> list[PublishOutcome]:
-    """Publish ``events``; raise ``PublishFailedError`` listing every entry when any failed."""
-    outcomes = publisher.publish(events)
+def publish_or_raise(envelopes: list[Envelope], publisher: EventPublisher) -> list[PublishOutcome]:
+    """Publish ``envelopes``; raise ``PublishFailedError`` listing every entry when any failed."""
+    outcomes = publisher.publish_envelopes(envelopes)
     failed = [(index, outcome) for index, outcome in enumerate(outcomes) if not outcome.accepted]
     if failed:
         raise PublishFailedError(

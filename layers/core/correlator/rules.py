@@ -76,7 +76,7 @@ EmailAddress = Annotated[str, StringConstraints(max_length=254)]
 
 
 class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(extra="forbid", validate_by_name=False, validate_by_alias=True, serialize_by_alias=True)
 
 
 class LogConfig(_Config):
@@ -185,7 +185,7 @@ ACTION_CONFIGS: dict[str, type[_Config]] = {
 class RuleMatch(BaseModel):
     """What a rule matches; every given field must hold (absent = anything)."""
 
-    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(extra="forbid", validate_by_name=False, validate_by_alias=True, serialize_by_alias=True)
 
     external: bool | None = None
     type: Annotated[str, StringConstraints(pattern=MATCH_TYPE_PATTERN)] | None = None

@@ -1,0 +1,139 @@
+"""Cold import of the reception module against ``import boto3``, each in a fresh interpreter.
+
+The time is taken inside the subprocess around the import only, so interpreter startup is
+excluded; ``-X importtime`` explains where the time goes.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from bench.environment import RECEPTION_APP, RECEPTION_MODULE, subprocess_env
+
+RUNS = 7
+
+_LOAD_RECEPTION = f"""
+import importlib.util, sys, time
+start = time.perf_counter()
+spec = importlib.util.spec_from_file_location({RECEPTION_MODULE!r}, sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = module
+spec.loader.exec_module(module)
+elapsed = time.perf_counter() - start
+"""
+RECEPTION_SCRIPT = _LOAD_RECEPTION + "print(elapsed)\n"
+BOTO3_SCRIPT = """
+import time
+start = time.perf_counter()
+import boto3
+print(time.perf_counter() - start)
+"""
+BOTO3_CLIENT_SCRIPT = """
+import time
+start = time.perf_counter()
+import boto3
+boto3.client("events")
+print(time.perf_counter() - start)
+"""
+# Compiles, from source, every non-stdlib module the import loaded: what a cold start costs when
+# the deployed packages carry no .pyc files (the layer is built with --no-compile and /opt is
+# read-only on Lambda, so nothing can be cached there).
+COMPILE_SCRIPT = (
+    _LOAD_RECEPTION
+    + """
+import sysconfig
+stdlib = sysconfig.get_paths()["stdlib"]
+files = sorted({
+    path for mod in list(sys.modules.values())
+    if isinstance(path := getattr(mod, "__file__", None), str) and path.endswith(".py")
+    and ("site-packages" in path or not path.startswith(stdlib))
+})
+sources = []
+for path in files:
+    with open(path, "rb") as handle:
+        sources.append((path, handle.read()))
+start = time.perf_counter()
+for path, source in sources:
+    compile(source, path, "exec", dont_inherit=True)
+print(time.perf_counter() - start, len(files))
+"""
+)
+_IMPORTTIME_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S.*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportTiming:
+    """Best and median seconds over ``runs`` fresh interpreters."""
+
+    best: float
+    median: float
+    runs: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedModule:
+    name: str
+    depth: int
+    self_seconds: float
+    cumulative_seconds: float
+
+
+def _run(script: str, *args: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    completed = subprocess.run(
+        [sys.executable, *flags, "-c", script, *args],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"import subprocess failed ({completed.returncode}):\n{completed.stderr[-2000:]}")
+    return completed
+
+
+def _seconds(script: str, *args: str) -> float:
+    return float(_run(script, *args).stdout.split()[-1])
+
+
+def time_imports(runs: int = RUNS) -> dict[str, ImportTiming]:
+    """Cold import seconds of the reception module, ``import boto3`` and boto3 plus an events client.
+
+    The runs are interleaved so that a noisy neighbour on a shared machine hits all of them alike.
+    """
+    scripts = {
+        "reception": (RECEPTION_SCRIPT, str(RECEPTION_APP)),
+        "boto3": (BOTO3_SCRIPT,),
+        "boto3_client": (BOTO3_CLIENT_SCRIPT,),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in scripts}
+    for script, *args in scripts.values():
+        _seconds(script, *args)  # warm the OS file cache and the repository's .pyc files
+    for _ in range(runs):
+        for name, (script, *args) in scripts.items():
+            samples[name].append(_seconds(script, *args))
+    return {
+        name: ImportTiming(best=min(values), median=sorted(values)[len(values) // 2], runs=runs)
+        for name, values in samples.items()
+    }
+
+
+def top_imports(count: int = 10) -> list[ImportedModule]:
+    """The ``count`` modules with the largest cumulative time in ``-X importtime`` for the reception module."""
+    stderr = _run(RECEPTION_SCRIPT, str(RECEPTION_APP), flags=("-X", "importtime")).stderr
+    modules: list[ImportedModule] = []
+    for line in stderr.splitlines():
+        match = _IMPORTTIME_LINE.match(line)
+        if match:
+            self_us, cumulative_us, indent, name = match.groups()
+            modules.append(ImportedModule(name, (len(indent) - 1) // 2, int(self_us) / 1e6, int(cumulative_us) / 1e6))
+    return sorted(modules, key=lambda module: module.cumulative_seconds, reverse=True)[:count]
+
+
+def compile_cost() -> tuple[float, int]:
+    """Seconds to compile from source the non-stdlib modules the reception module imports, and their count."""
+    seconds, files = _run(COMPILE_SCRIPT, str(RECEPTION_APP)).stdout.split()[-2:]
+    return float(seconds), int(files)

@@ -1,0 +1,88 @@
+"""Shared fixtures: a sealed fake AWS environment, moto, a probe on the test bus, the reception handler."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from moto import mock_aws
+
+from tests.probe import BUS_NAME, REGION, BusProbe, create_bus_probe
+from tests.samples import load_event
+
+__all__ = ["load_event"]
+
+RECEPTION_MODULE = "functions.reception.app"
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and no endpoint/profile overrides, so no test can reach a real AWS endpoint.
+
+    A conftest further down (e.g. tests/local, which talks to a local moto server) can override
+    this fixture by defining one with the same name.
+    """
+    for name in [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL")]:
+        monkeypatch.delenv(name)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "reception")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Correlator")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("EVENT_BUS_NAME", BUS_NAME)
+    monkeypatch.setenv("MAX_HOPS", "3")
+
+
+@pytest.fixture(autouse=True)
+def reset_metrics() -> Iterator[None]:
+    """Powertools keeps metrics in class-level state shared by every ``Metrics()``: start each test empty."""
+    metrics = Metrics()
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()
+    metrics.clear_default_dimensions()
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """Every AWS call inside the test goes to moto."""
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def bus_probe(aws: None) -> BusProbe:
+    """The bus ``correlator-test`` with a rule routing every external and internal event to a queue."""
+    return create_bus_probe()
+
+
+@pytest.fixture
+def reception(aws: None) -> ModuleType:
+    """``functions.reception.app`` imported afresh inside moto (it builds its boto3 client at import)."""
+    module = sys.modules.get(RECEPTION_MODULE)
+    return importlib.import_module(RECEPTION_MODULE) if module is None else importlib.reload(module)
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    """A Lambda context with the attributes Powertools reads."""
+    context = LambdaContext()
+    context._function_name = "correlator-reception"
+    context._function_version = "$LATEST"
+    context._memory_limit_in_mb = 256
+    context._invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:correlator-reception"
+    context._aws_request_id = "52fdfc07-2182-454f-963f-5f0f9a621d72"
+    context._log_group_name = "/aws/lambda/correlator-reception"
+    context._log_stream_name = "2026/11/22/[$LATEST]0123456789abcdef"
+    return context

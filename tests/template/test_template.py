@@ -1,0 +1,257 @@
+"""template.yaml: lint clean, builds python3.13/arm64 artifacts without Docker, and holds the contract's resources."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+BUILD_TIMEOUT_S = 300
+
+
+class CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation short-form tags (``!Ref X``) into their long form (``{"Ref": "X"}``)."""
+
+
+def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        assert isinstance(node, yaml.MappingNode)
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+@cache
+def _load(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader)
+    return loaded
+
+
+@pytest.fixture
+def template() -> dict[str, Any]:
+    return _load(TEMPLATE)
+
+
+def resources_of(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {name: resource for name, resource in template["Resources"].items() if resource["Type"] == resource_type}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def run(*command: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    return subprocess.run(
+        [str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S
+    )
+
+
+@pytest.fixture(scope="module")
+def sam_cli() -> Path:
+    """The SAM CLI in its own virtualenv (``make test`` exports SAM_CLI); skipped when it is not there."""
+    configured = os.environ.get("SAM_CLI")
+    if not configured:
+        pytest.skip("SAM_CLI is not set: run through `make test`, or export SAM_CLI=$PWD/.venv-sam/bin/sam")
+    sam = Path(configured)
+    if not sam.is_file():
+        pytest.skip(f"SAM_CLI={configured} does not exist: `make test` installs it into .venv-sam")
+    return sam
+
+
+@pytest.fixture(scope="module")
+def built(sam_cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``sam build`` into a temporary directory (its own cache too, so parallel builds never share one)."""
+    work = tmp_path_factory.mktemp("sam")
+    build_dir, cache_dir = work / "build", work / "cache"
+    result = run(sam_cli, "build", "--template-file", TEMPLATE, "--build-dir", build_dir, "--cache-dir", cache_dir)
+    assert result.returncode == 0, f"sam build failed:\n{result.stdout}\n{result.stderr}"
+    return build_dir
+
+
+# ---- lint ----
+
+
+def test_cfn_lint_has_no_findings() -> None:
+    # GIVEN the cfn-lint of the test environment
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+
+    # WHEN
+    result = run(cfn_lint, TEMPLATE)
+
+    # THEN
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_sam_validate_lint_passes(sam_cli: Path) -> None:
+    # GIVEN / WHEN
+    result = run(sam_cli, "validate", "--lint", "--template-file", TEMPLATE, "--region", "us-east-1")
+
+    # THEN
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+# ---- build ----
+
+
+@pytest.mark.parametrize(
+    "artifact",
+    [
+        "CoreLayer/python/correlator/event.py",
+        "CoreLayer/python/correlator/reception.py",
+        "CoreLayer/python/pydantic_core/_pydantic_core.cpython-313-aarch64-linux-gnu.so",
+        "CoreLayer/python/aws_lambda_powertools/__init__.py",
+        "ReceptionFunction/app.py",
+        "template.yaml",
+    ],
+)
+def test_sam_build_produces_the_artifacts(built: Path, artifact: str) -> None:
+    assert (built / artifact).is_file(), sorted(str(path.relative_to(built)) for path in built.glob("*/*"))
+
+
+def test_sam_build_ships_bytecode_for_the_runtime_only_and_no_host_binaries(built: Path) -> None:
+    # GIVEN / WHEN
+    python = built / "CoreLayer" / "python"
+    bytecode = [path.name for path in python.rglob("*.pyc")]
+
+    # THEN bytecode only for the Lambda runtime's Python 3.13 (/opt is read-only: none could be
+    # written there at run time), none of the build machine's Python, and no x86_64 extensions
+    assert bytecode, "the layer ships no .pyc: every cold start would compile the modules again"
+    assert [name for name in bytecode if ".cpython-313." not in name] == []
+    assert (python / "correlator" / "__pycache__" / "event.cpython-313.pyc").is_file()
+    assert [path.name for path in python.rglob("*.so") if "x86_64" in path.name] == []
+
+
+def test_built_functions_run_python_3_13_on_arm64(built: Path) -> None:
+    # GIVEN
+    template = _load(built / "template.yaml")
+    globals_ = template.get("Globals", {}).get("Function", {})
+
+    # WHEN
+    functions = resources_of(template, "AWS::Serverless::Function")
+
+    # THEN
+    assert functions
+    for name, function in functions.items():
+        properties = function["Properties"]
+        assert properties.get("Runtime", globals_.get("Runtime")) == "python3.13", name
+        assert properties.get("Architectures", globals_.get("Architectures")) == ["arm64"], name
+    layer = template["Resources"]["CoreLayer"]["Properties"]
+    assert (layer["CompatibleRuntimes"], layer["CompatibleArchitectures"]) == (["python3.13"], ["arm64"])
+
+
+# ---- the template's contract ----
+
+
+def test_reception_may_only_put_external_events_on_the_bus(template: dict[str, Any]) -> None:
+    # GIVEN
+    reception = template["Resources"]["ReceptionFunction"]["Properties"]
+
+    # WHEN
+    statements = [statement for policy in reception["Policies"] for statement in as_list(policy["Statement"])]
+
+    # THEN one statement (no SAM policy template, no extra role), narrowed to the bus and the source
+    assert "Role" not in reception
+    assert len(statements) == 1
+    [statement] = statements
+    assert statement["Effect"] == "Allow"
+    assert as_list(statement["Action"]) == ["events:PutEvents"]
+    assert as_list(statement["Resource"]) == [{"Fn::GetAtt": ["EventBus", "Arn"]}]
+    assert statement["Condition"] == {"StringEquals": {"events:source": "correlator.external"}}
+
+
+def test_every_function_logs_to_its_own_group_with_retention(template: dict[str, Any]) -> None:
+    # GIVEN
+    functions = resources_of(template, "AWS::Serverless::Function")
+
+    # WHEN / THEN
+    assert functions
+    for name, function in functions.items():
+        log_group_ref = function["Properties"]["LoggingConfig"]["LogGroup"]
+        assert set(log_group_ref) == {"Ref"}, name
+        log_group = template["Resources"][log_group_ref["Ref"]]
+        assert log_group["Type"] == "AWS::Logs::LogGroup", name
+        assert log_group["Properties"]["RetentionInDays"] == {"Ref": "RetentionInDays"}, name
+
+
+def test_post_events_needs_an_api_key_and_the_rest_of_the_api_iam(template: dict[str, Any]) -> None:
+    # GIVEN
+    api = template["Resources"]["Api"]
+    post_events = template["Resources"]["ReceptionFunction"]["Properties"]["Events"]["PostEvents"]
+
+    # WHEN
+    route = post_events["Properties"]
+
+    # THEN
+    assert api["Type"] == "AWS::Serverless::Api"
+    assert api["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    assert api["Properties"]["Auth"]["UsagePlan"]["CreateUsagePlan"] in ("PER_API", "SHARED")
+    assert post_events["Type"] == "Api"
+    assert (route["RestApiId"], route["Path"], route["Method"].lower()) == ({"Ref": "Api"}, "/events", "post")
+    assert route["Auth"]["ApiKeyRequired"] is True
+
+
+def test_the_bus_is_archived(template: dict[str, Any]) -> None:
+    # GIVEN
+    buses = resources_of(template, "AWS::Events::EventBus")
+
+    # WHEN
+    archives = resources_of(template, "AWS::Events::Archive")
+
+    # THEN
+    assert list(buses) == ["EventBus"]
+    assert [archive["Properties"]["SourceArn"] for archive in archives.values()] == [
+        {"Fn::GetAtt": ["EventBus", "Arn"]}
+    ]
+
+
+@pytest.mark.parametrize("parameter", ["Environment", "LogLevel", "RetentionInDays", "MaxHops"])
+def test_required_parameters_exist(template: dict[str, Any], parameter: str) -> None:
+    assert parameter in template["Parameters"]
+
+
+def test_max_hops_defaults_to_3(template: dict[str, Any]) -> None:
+    assert str(template["Parameters"]["MaxHops"]["Default"]) == "3"
+
+
+@pytest.mark.parametrize("output", ["ApiUrl", "EventBusName", "EventBusArn", "ApiKeyId"])
+def test_outputs_exist(template: dict[str, Any], output: str) -> None:
+    assert template["Outputs"][output]["Value"]
+
+
+def test_every_makefile_built_resource_has_its_build_target(template: dict[str, Any]) -> None:
+    # GIVEN resources built by `BuildMethod: makefile`
+    built = {
+        name: resource["Properties"].get("CodeUri") or resource["Properties"].get("ContentUri")
+        for name, resource in template["Resources"].items()
+        if resource.get("Metadata", {}).get("BuildMethod") == "makefile"
+    }
+
+    # WHEN / THEN each source directory's Makefile has a `build-<LogicalId>` target
+    assert built
+    for name, source in built.items():
+        makefile = (ROOT / source / "Makefile").read_text(encoding="utf-8")
+        assert f"build-{name}:" in makefile, f"{source}/Makefile lacks build-{name}"
