@@ -5,6 +5,9 @@ Only documented AWS behaviour goes here, so code that is correct on AWS is also 
 * ``CompleteMultipartUpload`` honours ``If-Match`` (S3 conditional writes, Nov 2024): the upload
   commits only if the object still has that ETag, else 412 PreconditionFailed. moto 5.2 checks
   only ``If-None-Match`` there. The S3 appender relies on this to append to objects >= 5 MiB.
+* Every S3 object request is atomic. moto checks a conditional write's ETag and stores the
+  object in separate Python steps, so two threads of its server could both pass the check;
+  real S3 lets only one of them win.
 * ``TestEventPattern`` answers ``{"Result": bool}``; moto 5.2 has an empty stub. moto's own
   pattern engine (the one that routes its events) decides, so dry runs agree with delivery.
 """
@@ -25,6 +28,7 @@ def apply() -> None:
     from moto.s3.exceptions import MissingKey, PreconditionFailed
     from moto.s3.responses import S3Response
 
+    _serialize_s3_object_requests(S3Response)
     original = S3Response._key_response_post
 
     @functools.wraps(original)
@@ -44,6 +48,20 @@ def apply() -> None:
     S3Response._key_response_post = key_response_post  # type: ignore[method-assign]
     _patch_test_event_pattern()
     _applied = True
+
+
+def _serialize_s3_object_requests(response_class: Any) -> None:
+    import threading
+
+    lock = threading.RLock()
+    original = response_class._key_response
+
+    @functools.wraps(original)
+    def atomic(self: Any, request: Any, full_url: str) -> Any:
+        with lock:
+            return original(self, request, full_url)
+
+    response_class._key_response = atomic
 
 
 def _patch_test_event_pattern() -> None:

@@ -13,8 +13,12 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto import mock_aws
 
+from local import moto_compat
 from tests.probe import BUS_NAME, REGION, BusProbe, create_bus_probe
 from tests.samples import load_event
+
+# moto behaves like AWS where moto 5.2 does not (see local/moto_compat.py), in every test.
+moto_compat.apply()
 
 __all__ = ["load_event"]
 

@@ -126,7 +126,9 @@ def get_settings() -> LogSettings:
 def put_settings(settings: Annotated[LogSettings, Body()]) -> LogSettings:
     _require_object_body(app.current_event)
     event_log.save_settings(settings)
-    logger.info("settings updated", **settings.model_dump())
+    # Fewer generations take effect now, not at the next rotation.
+    pruned = event_log.prune(settings.generations)
+    logger.info("settings updated", pruned=pruned, **settings.model_dump())
     return settings
 
 

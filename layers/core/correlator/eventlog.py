@@ -21,6 +21,7 @@ meanwhile stay in the current file. There is only ever one current file.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import zlib
@@ -36,6 +37,8 @@ from correlator.event import Event, Level, format_time
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
 
 CURRENT_NAME = "default.log"
 CURRENT_KEY = f"logs/current/{CURRENT_NAME}"
@@ -123,14 +126,22 @@ class EventLog:
 
     # -- settings -------------------------------------------------------------------------
     def settings(self) -> LogSettings:
-        """The persisted settings, or the defaults when none were saved."""
+        """The persisted settings; the defaults when none were saved or the file is unreadable.
+
+        A hand-edited, invalid settings file must not stop the log: it is reported (logged)
+        and the defaults apply until ``PUT /logs/settings`` writes a valid one.
+        """
         try:
             body = self.s3.get_object(Bucket=self.bucket, Key=SETTINGS_KEY)["Body"].read()
         except ClientError as error:
             if is_missing(error):
                 return LogSettings()
             raise
-        return LogSettings.model_validate_json(body)
+        try:
+            return LogSettings.model_validate_json(body)
+        except ValueError:
+            logger.error("invalid log settings in s3://%s/%s; using the defaults", self.bucket, SETTINGS_KEY)
+            return LogSettings()
 
     def save_settings(self, settings: LogSettings) -> None:
         self.s3.put_object(

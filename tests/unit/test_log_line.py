@@ -1,0 +1,323 @@
+"""Event-log lines: Personium's format byte for byte, and the log-queue message that carries them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from correlator.event import REQUEST_KEY_PATTERN, TYPE_PATTERN, Event, Level
+from correlator.eventlog import format_log_line, render_log_message
+from tests.samples import load_event
+
+# ARCHITECTURE.md section 7, verbatim.
+SPEC_LINE = (
+    '2026-11-22T14:52:39.778Z,[INFO ],"Req_1001","true","https://app.example/","key-abc","order.created",'
+    '"orders/1","ok"\n'
+)
+
+
+def make_event(**fields: Any) -> Event:
+    """A validated event with the values of the specification's example, overridden by ``fields``."""
+    values: dict[str, Any] = {
+        "id": "q4Jm0Xw2TSeWb7vK1nYc3A",
+        "time": "2026-11-22T14:52:39.778Z",
+        "type": "order.created",
+        "level": "INFO",
+        "external": True,
+        "request_key": "Req_1001",
+        "schema": "https://app.example/",
+        "subject": "key-abc",
+        "object": "orders/1",
+        "info": "ok",
+    }
+    values.update(fields)
+    return Event.model_validate(values)
+
+
+def parse_line(line: str) -> list[str]:
+    """The fields of one line as a CSV reader sees them (it must be exactly one record)."""
+    rows = list(csv.reader(io.StringIO(line, newline="")))
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def delivery_bodies() -> list[str]:
+    return [record["body"] for record in load_event("sqs/log-delivery")["Records"]]
+
+
+# ---- format_log_line ----
+
+
+def test_the_specification_example_is_reproduced_byte_for_byte():
+    # GIVEN the event of the ARCHITECTURE.md example
+    event = make_event()
+
+    # WHEN it is formatted
+    line = format_log_line(event)
+
+    # THEN the line is the example, \n-terminated, and nothing else
+    assert line == SPEC_LINE
+    assert line.encode("utf-8") == SPEC_LINE.encode("ascii")
+
+
+@pytest.mark.parametrize(
+    ("level", "bracket"),
+    [(Level.INFO, "[INFO ]"), (Level.WARN, "[WARN ]"), (Level.ERROR, "[ERROR]")],
+)
+def test_the_level_is_padded_to_five_characters(level: Level, bracket: str):
+    # GIVEN an event of that level
+    event = make_event(level=level.value)
+
+    # WHEN it is formatted with its own level
+    line = format_log_line(event)
+
+    # THEN the level sits between the time and the request key, padded inside the brackets
+    assert line == SPEC_LINE.replace("[INFO ]", bracket)
+
+
+@pytest.mark.parametrize(
+    ("own", "forced", "bracket"),
+    [
+        ("ERROR", Level.INFO, "[INFO ]"),
+        ("INFO", Level.WARN, "[WARN ]"),
+        ("WARN", Level.ERROR, "[ERROR]"),
+        ("WARN", None, "[WARN ]"),
+    ],
+)
+def test_a_forced_level_wins_over_the_events_own(own: str, forced: Level | None, bracket: str):
+    # GIVEN an event with its own level
+    event = make_event(level=own)
+
+    # WHEN it is formatted with a forced level (log.info/warn/error) or none (log)
+    line = format_log_line(event, forced)
+
+    # THEN the forced level is written, or the event's own when none is forced
+    assert line.split(",", 2)[1] == bracket
+
+
+def test_inner_quotes_are_doubled():
+    # GIVEN values with double quotes in them
+    event = make_event(object='say "hi"', info='"', subject='a""b')
+
+    # WHEN formatted
+    line = format_log_line(event)
+
+    # THEN every inner quote is doubled and the field stays quoted
+    assert line.endswith(',"a""""b","order.created","say ""hi""",""""\n')
+
+
+def test_a_missing_value_is_the_bare_word_null():
+    # GIVEN an event without schema, subject, object and info
+    event = make_event(schema=None, subject=None, object=None, info=None)
+
+    # WHEN formatted
+    line = format_log_line(event)
+
+    # THEN each missing value is null, unquoted, while an empty string stays quoted
+    assert line == '2026-11-22T14:52:39.778Z,[INFO ],"Req_1001","true",null,null,"order.created",null,null\n'
+    assert format_log_line(make_event(info="")).endswith('"orders/1",""\n')
+
+
+def test_a_missing_request_key_is_null_too():
+    # WHEN an event has no request key
+    line = format_log_line(make_event(request_key=None))
+
+    # THEN it is written as null
+    assert line.startswith('2026-11-22T14:52:39.778Z,[INFO ],null,"true",')
+
+
+@pytest.mark.parametrize(("external", "word"), [(True, '"true"'), (False, '"false"')])
+def test_external_is_a_quoted_true_or_false(external: bool, word: str):
+    # WHEN an external or internal event is formatted
+    line = format_log_line(make_event(external=external))
+
+    # THEN the fourth field says so, quoted
+    assert line.split(",")[3] == word
+
+
+def test_unicode_is_written_as_utf8():
+    # GIVEN non-ASCII values
+    event = make_event(subject="Jérôme 山田", info="✓ 済み 🚚")
+
+    # WHEN formatted and encoded as the log file is
+    encoded = format_log_line(event).encode("utf-8")
+
+    # THEN the bytes are the UTF-8 of the characters, not escapes
+    assert '"Jérôme 山田","order.created","orders/1","✓ 済み 🚚"\n'.encode() in encoded
+    assert b"\\u" not in encoded
+
+
+def test_the_time_is_utc_with_milliseconds():
+    # GIVEN an event stamped in another offset
+    event = make_event(time=datetime(2026, 11, 23, 8, 52, 39, 778_999, tzinfo=timezone(timedelta(hours=9))).isoformat())
+
+    # WHEN formatted
+    line = format_log_line(event)
+
+    # THEN the time is RFC 3339 UTC, truncated to exactly 3 decimals, with Z
+    assert line.startswith("2026-11-22T23:52:39.778Z,[INFO ],")
+
+
+# ---- round trip through a CSV reader (property) ----
+
+ANY_TEXT = st.one_of(st.none(), st.text(max_size=60))
+AWKWARD_TEXT = st.one_of(
+    ANY_TEXT,
+    st.lists(st.sampled_from(['"', ",", "\n", "\r\n", "\r", '""', "null", " ", "é", "\x00", "\t"]), max_size=8).map(
+        "".join
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    request_key=st.one_of(st.none(), st.from_regex(REQUEST_KEY_PATTERN, fullmatch=True)),
+    event_type=st.from_regex(TYPE_PATTERN, fullmatch=True),
+    external=st.booleans(),
+    level=st.sampled_from(list(Level)),
+    forced=st.one_of(st.none(), st.sampled_from(list(Level))),
+    schema=AWKWARD_TEXT,
+    subject=AWKWARD_TEXT,
+    obj=AWKWARD_TEXT,
+    info=AWKWARD_TEXT,
+)
+def test_a_csv_reader_reads_back_exactly_the_nine_fields(
+    request_key, event_type, external, level, forced, schema, subject, obj, info
+):
+    # GIVEN any valid event, with arbitrary text in its free-text fields
+    event = make_event(
+        request_key=request_key,
+        type=event_type,
+        external=external,
+        level=level.value,
+        schema=schema,
+        subject=subject,
+        object=obj,
+        info=info,
+    )
+
+    # WHEN it is formatted and read back by a CSV reader
+    line = format_log_line(event, forced)
+    fields = parse_line(line)
+
+    # THEN it is one record of 9 fields equal to the originals (a missing value reads as "null")
+    def read_as(value: str | None) -> str:
+        return "null" if value is None else value
+
+    assert fields == [
+        "2026-11-22T14:52:39.778Z",
+        f"[{(forced or level).value:<5}]",
+        read_as(request_key),
+        "true" if external else "false",
+        read_as(schema),
+        read_as(subject),
+        event_type,
+        read_as(obj),
+        read_as(info),
+    ]
+    # AND the line ends with exactly one \n
+    assert line.endswith("\n")
+    assert not line.endswith("\r\n")
+
+
+# ---- render_log_message ----
+
+
+def test_each_sample_delivery_renders_its_line():
+    # GIVEN the three deliveries of the sample (log, log.error, log with a WARN event)
+    bodies = delivery_bodies()
+
+    # WHEN each is rendered
+    lines = [render_log_message(body) for body in bodies]
+
+    # THEN the lines are exactly these (log.error forces ERROR over the event's INFO)
+    assert lines == [
+        '2026-11-22T14:52:39.778Z,[INFO ],"Req_1001","true","https://orders.example.com/","k7ab2cd9ef",'
+        '"order.created","orders/1001","ok"\n',
+        '2026-11-22T14:52:41.204Z,[ERROR],"Req_1001","false",null,"notify-ops-on-error","email",'
+        '"2 recipients","sent"\n',
+        '2026-11-22T14:52:42.005Z,[WARN ],"Req_1002","true",null,"k7ab2cd9ef","stock.low",'
+        '"sku ""A-17"", bin 4","3 left\nreorder"\n',
+    ]
+
+
+@pytest.mark.parametrize(("action", "bracket"), [("log.info", "[INFO ]"), ("log.warn", "[WARN ]"), ("log", "[ERROR]")])
+def test_the_rule_action_picks_the_level(action: str, bracket: str):
+    # GIVEN an ERROR event delivered by a rule with that action
+    message = json.loads(delivery_bodies()[0])
+    message["event"]["detail"]["level"] = "ERROR"
+    message["rule"]["action"] = action
+
+    # WHEN rendered
+    line = render_log_message(json.dumps(message))
+
+    # THEN the level is the forced one, or the event's own for plain log
+    assert line.split(",", 2)[1] == bracket
+
+
+def test_a_message_without_a_rule_logs_at_the_events_own_level():
+    # GIVEN a delivery whose rule is missing
+    message = json.loads(delivery_bodies()[2])
+    del message["rule"]
+
+    # WHEN rendered
+    line = render_log_message(json.dumps(message))
+
+    # THEN it is the plain log line
+    assert line.startswith("2026-11-22T14:52:42.005Z,[WARN ],")
+
+
+def _delivery_with(change: str) -> str:
+    message: Any = json.loads(delivery_bodies()[0])
+    if change == "not-json":
+        return "{rule: log"
+    if change == "not-an-object":
+        return json.dumps([message])
+    if change == "no-event":
+        del message["event"]
+    elif change == "event-not-object":
+        message["event"] = "order.created"
+    elif change == "not-a-log-action":
+        message["rule"]["action"] = "email"
+    elif change == "no-detail":
+        del message["event"]["detail"]
+    elif change == "detail-invalid-type":
+        message["event"]["detail"]["type"] = "order created!"
+    elif change == "detail-without-id":
+        del message["event"]["detail"]["id"]
+    elif change == "detail-bad-request-key":
+        message["event"]["detail"]["request_key"] = "Req 1001\n"
+    elif change == "detail-unknown-field":
+        message["event"]["detail"]["colour"] = "red"
+    return json.dumps(message)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "not-json",
+        "not-an-object",
+        "no-event",
+        "event-not-object",
+        "not-a-log-action",
+        "no-detail",
+        "detail-invalid-type",
+        "detail-without-id",
+        "detail-bad-request-key",
+        "detail-unknown-field",
+    ],
+)
+def test_an_invalid_delivery_is_a_value_error(change: str):
+    # GIVEN a delivery that is not a valid log delivery
+    body = _delivery_with(change)
+
+    # WHEN / THEN rendering it raises ValueError (pydantic's ValidationError is one)
+    with pytest.raises(ValueError):
+        render_log_message(body)
