@@ -8,16 +8,29 @@ Only documented AWS behaviour goes here, so code that is correct on AWS is also 
 * Every S3 object request is atomic. moto checks a conditional write's ETag and stores the
   object in separate Python steps, so two threads of its server could both pass the check;
   real S3 lets only one of them win.
+* A DISABLED EventBridge rule does not deliver (moto 5.2 delivers anyway).
+* Lambda rule targets: moto cannot invoke Lambda (PutEvents raises). ``route_lambda_targets``
+  lets the local stack say which queue stands in for each function; a matching event goes to
+  that queue at delivery time, while the rule keeps its real Lambda target, as on AWS.
 * ``TestEventPattern`` answers ``{"Result": bool}``; moto 5.2 has an empty stub. moto's own
   pattern engine (the one that routes its events) decides, so dry runs agree with delivery.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
+from collections.abc import Callable
 from typing import Any
 
 _applied = False
+_lambda_router: Callable[[str], str | None] | None = None
+
+
+def route_lambda_targets(router: Callable[[str], str | None] | None) -> None:
+    """Deliver to ``router(function_arn)`` (a queue ARN) what rules send to that Lambda function."""
+    global _lambda_router
+    _lambda_router = router
 
 
 def apply() -> None:
@@ -47,7 +60,30 @@ def apply() -> None:
 
     S3Response._key_response_post = key_response_post  # type: ignore[method-assign]
     _patch_test_event_pattern()
+    _patch_rule_delivery()
     _applied = True
+
+
+def _patch_rule_delivery() -> None:
+    from moto.events.models import Rule
+
+    original = Rule.send_to_targets
+
+    @functools.wraps(original)
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if self.state == "DISABLED":
+            return None
+        router = _lambda_router
+        if router is None or not any(":lambda:" in target["Arn"] for target in self.targets):
+            return original(self, original_event, transform_input)
+        routed = copy.copy(self)  # the rule itself keeps its Lambda targets
+        routed.targets = [
+            {**target, "Arn": router(target["Arn"]) or target["Arn"]} if ":lambda:" in target["Arn"] else target
+            for target in self.targets
+        ]
+        return original(routed, original_event, transform_input)
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
 
 
 def _serialize_s3_object_requests(response_class: Any) -> None:

@@ -1,0 +1,166 @@
+"""``python -m local``: the whole Correlator stack on this machine, moto as the embedded AWS.
+
+Environment: CORRELATOR_PORT (3000), CORRELATOR_MOTO_PORT (5000), CORRELATOR_API_KEY
+(local-dev-key), CORRELATOR_ADMIN_KEY (local-admin-key), CORRELATOR_TEMPLATE (template.yaml),
+CORRELATOR_STACK_NAME (correlator), CORRELATOR_PARAM_<Name> (template parameters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Iterator, Mapping
+from types import FrameType
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from local import moto_compat
+from local.api import ApiHttpServer, Gateway, Router, routes_of
+from local.console import banner
+from local.delivery import Delivery
+from local.functions import FUNCTION_TYPE, LocalFunction
+from local.resources import Provisioner
+from local.settings import Settings, SettingsError, apply_process_environment, check_free
+from local.template import Template
+
+log = logging.getLogger("local")
+SERVICES = ("events", "sqs", "s3", "dynamodb", "ssm", "sesv2", "secretsmanager", "scheduler")
+
+
+class Clients(Mapping[str, Any]):
+    """boto3 clients of the embedded AWS, created on first use (boto3 clients are thread-safe)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=30)
+                self._clients[service] = boto3.client(service, config=config)
+            return self._clients[service]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SERVICES)
+
+    def __len__(self) -> int:
+        return len(SERVICES)
+
+
+class Stack:
+    """The running pieces: moto's server, the resources, the pollers and the HTTP API."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def start(self) -> str:
+        """Start everything; return the banner."""
+        settings = self.settings
+        moto_compat.apply()  # AWS behaviour moto lacks (shared with the tests)
+        self.moto = ThreadedMotoServer(ip_address=settings.host, port=settings.moto_port, verbose=False)
+        self.moto.start()
+        template = Template.load(
+            settings.template,
+            os.environ,
+            stack_name=settings.stack_name,
+            region=settings.region,
+            account_id=settings.account_id,
+        )
+        clients = Clients()
+        lock = threading.Lock()
+        functions = {
+            logical_id: LocalFunction(template, logical_id, lock) for logical_id in template.of_type(FUNCTION_TYPE)
+        }
+        self.delivery = Delivery(clients["sqs"], clients["events"], functions, settings.stack_name)
+        inventory = Provisioner(template, clients, self.delivery).provision(functions)
+        for logical_id, kind in inventory.skipped:
+            log.debug("not needed locally: %s (%s)", logical_id, kind)
+        for logical_id, kind in inventory.not_supported:
+            log.warning("not created locally (no local support): %s (%s)", logical_id, kind)
+        for function in functions.values():
+            for trigger in function.triggers.unsupported:
+                log.warning("%s: event %s is not wired locally", function.logical_id, trigger)
+        routes = routes_of(template, functions.values())
+        self.server = ApiHttpServer(Gateway(Router(routes), settings), settings)
+        self.delivery.start()
+        self.server.start()
+        return banner(settings, inventory, routes, functions, self.delivery)
+
+    def stop(self) -> None:
+        for step in ("server", "delivery", "moto"):
+            part = getattr(self, step, None)
+            if part is None:
+                continue
+            try:
+                part.stop()
+            except Exception:
+                log.exception("stopping %s failed", step)
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s.%(msecs)03d %(levelname)-5s %(name)-15s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Powertools warns on every invocation that publishes no metrics; metrics are off locally anyway.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging of the runner")
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+
+    try:
+        settings = Settings.from_environ(os.environ)
+        check_free(settings.host, settings.moto_port, "CORRELATOR_MOTO_PORT")
+        check_free(settings.host, settings.port, "CORRELATOR_PORT")
+    except SettingsError as error:
+        log.error("%s", error)
+        return 2
+    apply_process_environment(settings)
+
+    stopping = threading.Event()
+
+    def on_signal(number: int, _frame: FrameType | None) -> None:
+        if stopping.is_set():
+            log.warning("second %s: exiting without cleanup", signal.Signals(number).name)
+            os._exit(130)
+        log.info("%s: stopping", signal.Signals(number).name)
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    stack = Stack(settings)
+    try:
+        text = stack.start()
+    except Exception as error:
+        log.error("the local stack could not start: %s", error, exc_info=args.verbose)
+        stack.stop()
+        return 1
+    print(text, flush=True)
+    log.info("ready: API on %s, moto on %s", settings.api_url, settings.moto_endpoint)
+    while not stopping.wait(0.5):
+        pass
+    stack.stop()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The local stack's settings (ports, keys, template) and the process environment it runs in."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from local.template import DEFAULT_ACCOUNT_ID, DEFAULT_STACK_NAME
+
+HOST = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# What API Gateway would put in the request context for the local keys.
+API_KEY_ID = "local-dev-key-id"
+ADMIN_USER = "local-admin"
+
+# Variables that could point boto3 at a real account or endpoint; the local stack drops them.
+_REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+class SettingsError(Exception):
+    """A setting is invalid (bad port, busy port, missing template)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    port: int
+    moto_port: int
+    api_key: str
+    admin_key: str
+    template: Path
+    stack_name: str
+    region: str
+    account_id: str = DEFAULT_ACCOUNT_ID
+    host: str = HOST
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        template = Path(environ.get("CORRELATOR_TEMPLATE") or REPO_ROOT / "template.yaml")
+        if not template.is_file():
+            raise SettingsError(f"template not found: {template} (set CORRELATOR_TEMPLATE)")
+        settings = cls(
+            port=_port(environ, "CORRELATOR_PORT", 3000),
+            moto_port=_port(environ, "CORRELATOR_MOTO_PORT", 5000),
+            api_key=environ.get("CORRELATOR_API_KEY") or "local-dev-key",
+            admin_key=environ.get("CORRELATOR_ADMIN_KEY") or "local-admin-key",
+            template=template.resolve(),
+            stack_name=environ.get("CORRELATOR_STACK_NAME") or DEFAULT_STACK_NAME,
+            region=environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        )
+        if settings.port == settings.moto_port:
+            raise SettingsError("CORRELATOR_PORT and CORRELATOR_MOTO_PORT must differ")
+        if settings.api_key == settings.admin_key:
+            raise SettingsError("CORRELATOR_API_KEY and CORRELATOR_ADMIN_KEY must differ")
+        return settings
+
+    @property
+    def moto_endpoint(self) -> str:
+        return f"http://{self.host}:{self.moto_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def admin_arn(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:user/{ADMIN_USER}"
+
+
+def _port(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SettingsError(f"{name} must be a TCP port number, got {raw!r}")
+    return int(raw)
+
+
+def check_free(host: str, port: int, name: str) -> None:
+    """Fail clearly when ``port`` is taken (moto's server would otherwise hang on start)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise SettingsError(f"{host}:{port} is not available ({error.strerror}); set {name}") from None
+
+
+def apply_process_environment(settings: Settings, environ: MutableMapping[str, str] = os.environ) -> None:
+    """Point every AWS SDK call of this process (runner and handlers) at the embedded moto server."""
+    for name in _REAL_AWS_VARIABLES:
+        environ.pop(name, None)
+    for name in [name for name in environ if name.startswith("AWS_ENDPOINT_URL_")]:
+        del environ[name]
+    environ.update(
+        {
+            "AWS_ENDPOINT_URL": settings.moto_endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": settings.region,
+            "AWS_REGION": settings.region,
+            # No shared config/credentials files, no instance metadata: nothing reaches a real account.
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+    )

@@ -1,0 +1,181 @@
+"""Queue -> handler plumbing and the function runner, with fake AWS clients (no moto, no threads started)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local import moto_compat
+from local.delivery import Delivery, describe_event, failed_message_ids, sqs_record
+from local.functions import LocalFunction, environment
+from local.template import Template, load_yaml
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:correlator-Fn"
+TEMPLATE = """
+Globals:
+  Function:
+    Timeout: 4
+    Environment: {Variables: {FROM_GLOBALS: g, SINK_QUEUE_URL: !Ref Sink}}
+Resources:
+  Sink: {Type: AWS::SQS::Queue}
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: echo
+      Handler: handler.handle
+      MemorySize: 512
+      Environment: {Variables: {OWN: !Sub "${AWS::StackName}-own", NUMBER: 7}}
+"""
+
+
+class FakeSqs:
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+
+    def create_queue(self, QueueName: str, Attributes: dict[str, str] | None = None) -> dict[str, str]:
+        self.created.append({"QueueName": QueueName, "Attributes": Attributes or {}})
+        return {"QueueUrl": f"http://sqs/{QueueName}"}
+
+    def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict[str, Any]:
+        return {"Attributes": {"QueueArn": "arn:aws:sqs:us-east-1:123456789012:" + QueueUrl.rsplit("/", 1)[1]}}
+
+    def receive_message(self, **_: Any) -> dict[str, Any]:
+        threading.Event().wait(0.01)  # an empty long poll
+        return {"Messages": []}
+
+
+class FakeEvents:
+    """No calls are expected: routing happens at delivery time, not by rewriting rule targets."""
+
+
+@pytest.fixture
+def function() -> LocalFunction:
+    template = Template(load_yaml(TEMPLATE), root=FIXTURES, environ={})
+    template.attributes["Sink"] = {"Ref": "http://sqs/sink"}
+    local = LocalFunction(template, "Fn", threading.Lock())
+    template.attributes["Fn"] = local.attributes
+    local.prepare()
+    return local
+
+
+def test_a_function_gets_its_name_arn_and_resolved_environment(function: LocalFunction) -> None:
+    # GIVEN a function with Globals and its own environment
+    # WHEN it is prepared
+    # THEN its local name and ARN follow <stack>-<LogicalId>, and the environment is resolved text
+    assert (function.name, function.arn, function.timeout, function.memory) == ("correlator-Fn", ARN, 4, 512)
+    assert function.variables["FROM_GLOBALS"] == "g"
+    assert function.variables["SINK_QUEUE_URL"] == "http://sqs/sink"
+    assert function.variables["OWN"] == "correlator-own"
+    assert function.variables["NUMBER"] == "7"
+    assert function.variables["AWS_LAMBDA_FUNCTION_NAME"] == "correlator-Fn"
+    assert function.describe() == "echo/handler.handle"
+
+
+def test_the_environment_is_set_while_inside_and_restored_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN one variable set and one unset
+    monkeypatch.setenv("LOCAL_TEST_SET", "before")
+    monkeypatch.delenv("LOCAL_TEST_UNSET", raising=False)
+
+    # WHEN a function environment is applied
+    with environment({"LOCAL_TEST_SET": "inside", "LOCAL_TEST_UNSET": "inside"}):
+        inside = (os.environ["LOCAL_TEST_SET"], os.environ["LOCAL_TEST_UNSET"])
+
+    # THEN it holds inside and the previous state comes back after
+    assert inside == ("inside", "inside")
+    assert os.environ["LOCAL_TEST_SET"] == "before"
+    assert "LOCAL_TEST_UNSET" not in os.environ
+
+
+def test_each_function_gets_a_queue_and_its_arns_route_there(function: LocalFunction) -> None:
+    # GIVEN the delivery of a stack with one function
+    sqs = FakeSqs()
+    delivery = Delivery(sqs, FakeEvents(), {"Fn": function}, "correlator")
+
+    # WHEN it starts (queues are made up front: routing happens inside moto's PutEvents)
+    delivery.start()
+    try:
+        # THEN the function's ARN, plain or qualified, routes to its queue; other ARNs do not
+        queue_arn = "arn:aws:sqs:us-east-1:123456789012:correlator-local-Fn"
+        assert delivery.route(ARN) == queue_arn
+        assert delivery.route(ARN + ":live") == queue_arn
+        assert delivery.route("arn:aws:lambda:us-east-1:123456789012:function:someone-else") is None
+        assert [queue["QueueName"] for queue in sqs.created] == ["correlator-local-Fn-dlq", "correlator-local-Fn"]
+        assert sqs.created[1]["Attributes"]["VisibilityTimeout"] == "4"
+        assert '"maxReceiveCount": 3' in sqs.created[1]["Attributes"]["RedrivePolicy"]
+        assert [poller.queue_name for poller in delivery.pollers] == ["correlator-local-Fn"]
+        assert moto_compat._lambda_router == delivery.route
+    finally:
+        delivery.stop()
+
+    # AND stopping unregisters the route
+    assert moto_compat._lambda_router is None
+
+
+def test_an_sqs_record_has_the_lambda_shape() -> None:
+    # GIVEN a received message with string and binary attributes
+    message = {
+        "MessageId": "m1",
+        "ReceiptHandle": "r1",
+        "Body": "hello",
+        "MD5OfBody": "5d41402abc4b2a76b9719d911017c592",
+        "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1700000000000"},
+        "MessageAttributes": {
+            "s": {"DataType": "String", "StringValue": "v"},
+            "b": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+        },
+    }
+
+    # WHEN it becomes a record
+    record = sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:q", "us-east-1")
+
+    # THEN it is what Lambda's SQS event source puts in Records
+    assert record == {
+        "messageId": "m1",
+        "receiptHandle": "r1",
+        "body": "hello",
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1700000000000"},
+        "messageAttributes": {
+            "s": {"stringValue": "v", "stringListValues": [], "binaryListValues": [], "dataType": "String"},
+            "b": {"binaryValue": "AAE=", "stringListValues": [], "binaryListValues": [], "dataType": "Binary"},
+        },
+        "md5OfBody": "5d41402abc4b2a76b9719d911017c592",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "awsRegion": "us-east-1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("response", "report", "failed"),
+    [
+        (None, True, set()),
+        ({"batchItemFailures": []}, True, set()),
+        ({"batchItemFailures": [{"itemIdentifier": "b"}]}, True, {"b"}),
+        ({"batchItemFailures": [{"itemIdentifier": "b"}]}, False, set()),
+        ({"batchItemFailures": [{"itemIdentifier": "zz"}]}, True, {"a", "b", "c"}),
+        ({"batchItemFailures": [{"itemIdentifier": ""}]}, True, {"a", "b", "c"}),
+        ({"batchItemFailures": "b"}, True, {"a", "b", "c"}),
+    ],
+)
+def test_batch_item_failures_are_read_like_lambda(response: Any, report: bool, failed: set[str]) -> None:
+    # GIVEN a batch of three and the handler's response
+    # WHEN the failures are read
+    # THEN only listed ids stay (all of them when the list is malformed; none without ReportBatchItemFailures)
+    assert failed_message_ids(response, ["a", "b", "c"], report) == failed
+
+
+@pytest.mark.parametrize(
+    ("event", "label"),
+    [
+        ({"source": "s", "detail-type": "t"}, "s/t"),
+        ({"rule": {}, "event": {"source": "s", "detail-type": "t"}}, "s/t"),
+        ("text", "str"),
+    ],
+)
+def test_deliveries_are_labelled_by_source_and_detail_type(event: Any, label: str) -> None:
+    assert describe_event(event) == label
