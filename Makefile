@@ -17,7 +17,7 @@ export PYTHONPATH := $(CURDIR)/layers/core:$(CURDIR)
 
 .PHONY: run test lint format build bench deploy openapi clean
 
-$(VENV)/.installed: requirements-dev.txt layers/core/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/core/requirements.txt $(wildcard functions/*/requirements.txt)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt

@@ -85,6 +85,13 @@ def measure_imports(verdicts: list[Verdict], runs: int) -> None:
         f"   for reference: import boto3 + boto3.client('events') {boto3_client.best * 1e3:.1f} ms"
         f" ({boto3_client.median * 1e3:.1f})"
     )
+    loaded = import_cost.notification_modules_loaded()
+    met = not loaded
+    verdicts.append(Verdict("reception loads no Mako/Twilio", met))
+    print(
+        f"   notification-only modules loaded by the reception import: {', '.join(loaded) or 'none'}"
+        f"   (Mako, Twilio)   target = none  {mark(met)}"
+    )
     seconds, files = import_cost.compile_cost()
     print(
         f"   without .pyc files (layer built --no-compile, /opt read-only on Lambda): +{seconds * 1e3:.1f} ms"

@@ -61,6 +61,15 @@ for path, source in sources:
 print(time.perf_counter() - start, len(files))
 """
 )
+# Notification-only dependencies: the reception function must never load them.
+NOTIFICATION_ONLY = ("mako", "twilio", "correlator.templating", "correlator.mail", "correlator.sms")
+NOTIFICATION_SCRIPT = (
+    _LOAD_RECEPTION
+    + f"""
+heavy = {NOTIFICATION_ONLY!r}
+print(" ".join(sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in heavy))))
+"""
+)
 _IMPORTTIME_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S.*)$")
 
 
@@ -137,3 +146,8 @@ def compile_cost() -> tuple[float, int]:
     """Seconds to compile from source the non-stdlib modules the reception module imports, and their count."""
     seconds, files = _run(COMPILE_SCRIPT, str(RECEPTION_APP)).stdout.split()[-2:]
     return float(seconds), int(files)
+
+
+def notification_modules_loaded() -> list[str]:
+    """The notification-only modules (Mako, Twilio, their correlator modules) the reception import loads."""
+    return _run(NOTIFICATION_SCRIPT, str(RECEPTION_APP)).stdout.split()

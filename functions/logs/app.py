@@ -9,18 +9,16 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
 from correlator.api import register_error_handlers, require_json_object
 from correlator.appender import S3Appender
-from correlator.audit import RouteKey, emit_api_event
+from correlator.audit import RouteKey, resolve_and_audit
 from correlator.errors import BadRequestError, NotFoundError
-from correlator.event import Event
 from correlator.eventlog import CURRENT_KEY, CURRENT_NAME, EventLog, LogListing, LogSettings, archive_key
-from correlator.internal import InternalEventEmitter
+from correlator.internal import counted_emitter
 from correlator.publisher import EventPublisher
 
 PRESIGNED_URL_SECONDS = 300
@@ -50,13 +48,7 @@ register_error_handlers(app, request_guard=_require_object_body)
 event_log = EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"]))
 
 
-def _count_lost(event: Event, reason: str) -> None:
-    metrics.add_metric(name="InternalEventsFailed", unit=MetricUnit.Count, value=1)
-
-
-emitter = InternalEventEmitter(
-    EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), on_failure=_count_lost
-)
+emitter = counted_emitter(EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), metrics)
 # No length limit here: a malformed name of any length is 404 (archive_key), not a 422.
 ArchiveName = Annotated[str, Path(description="An archive name: default.log.{epoch_ms}")]
 
@@ -146,6 +138,4 @@ def _existing_archive(name: str) -> str:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response: dict[str, Any] = app.resolve(event, context)
-    emit_api_event(emitter, event, response, EVENT_TYPES)
-    return response
+    return resolve_and_audit(app, event, context, emitter, EVENT_TYPES)

@@ -9,17 +9,18 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from correlator import aws
-from correlator.api import caller_from, register_error_handlers
-from correlator.audit import RouteKey, emit_api_event
+from correlator.api import caller_from, register_error_handlers, require_json_object
+from correlator.audit import RouteKey, resolve_and_audit
 from correlator.errors import ValidationFailedError
-from correlator.event import Event, EventSubmission, stamp_event
-from correlator.internal import InternalEventEmitter
+from correlator.event import EventSubmission, stamp_event
+from correlator.internal import counted_emitter
 from correlator.publisher import EventPublisher
+from correlator.relay_policy import RelaySettings, check_relay_rule
 from correlator.rules import RULE_NAME_PATTERN, Rule, RuleView
 from correlator.rulestore import RuleStore, TimerSettings, deployment_from_env
 
@@ -36,7 +37,15 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
-register_error_handlers(app)
+
+
+def _require_object_body(event: APIGatewayProxyEvent) -> None:
+    # Powertools' validation would take the first rule of a JSON array (silently dropping the rest): 400 instead.
+    if event.http_method in ("POST", "PUT"):
+        require_json_object(event)
+
+
+register_error_handlers(app, request_guard=_require_object_body)
 store = RuleStore(
     aws.client("events"),
     deployment_from_env(os.environ),
@@ -49,13 +58,8 @@ store = RuleStore(
 )
 
 
-def _count_lost(event: Event, reason: str) -> None:
-    metrics.add_metric(name="InternalEventsFailed", unit=MetricUnit.Count, value=1)
-
-
-emitter = InternalEventEmitter(
-    EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), on_failure=_count_lost
-)
+emitter = counted_emitter(EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), metrics)
+relay_settings = RelaySettings.from_env(os.environ)
 RuleName = Annotated[str, Path(pattern=RULE_NAME_PATTERN, description="The rule's name")]
 
 
@@ -66,9 +70,9 @@ class RuleList(BaseModel):
 class TestEvent(EventSubmission):
     """An event to try a rule against: a submission plus the fields the server would set."""
 
-    external: bool = True
+    external: Annotated[bool, Field(strict=True)] = True
     subject: str | None = None
-    hops: int = 0
+    hops: Annotated[int, Field(ge=0, strict=True)] = 0
 
 
 class TestResult(BaseModel):
@@ -85,6 +89,8 @@ class TestResult(BaseModel):
     },
 )
 def create_rule(rule: Annotated[Rule, Body()]) -> Response[RuleView]:
+    _require_object_body(app.current_event)
+    check_relay_rule(rule, relay_settings)  # relay URLs pass the SSRF guard (resolved now, again at send time)
     created = store.create(rule)
     logger.info("rule created", rule=rule.name, action=rule.action)
     # Without a JSON content type Powertools leaves the body unserialized (a dict: API Gateway answers 502).
@@ -121,10 +127,12 @@ def get_rule(name: RuleName) -> RuleView:
     },
 )
 def replace_rule(name: RuleName, rule: Annotated[Rule, Body()]) -> RuleView:
+    _require_object_body(app.current_event)
     if rule.name != name:
         raise ValidationFailedError(
             "the body's name must be the rule's name", [{"field": "name", "message": f"expected {name!r}"}]
         )
+    check_relay_rule(rule, relay_settings)
     replaced = store.replace(rule)
     logger.info("rule replaced", rule=name)
     return replaced
@@ -151,6 +159,7 @@ def delete_rule(name: RuleName) -> Response[None]:
     responses={200: {"description": "Whether the rule matches"}, 404: {"description": "No such rule"}},
 )
 def test_rule(name: RuleName, event: Annotated[TestEvent, Body()]) -> TestResult:
+    _require_object_body(app.current_event)
     caller = caller_from(app.current_event)
     fields = event.model_dump(exclude={"external", "subject", "hops"}, by_alias=True)
     stamped = stamp_event(
@@ -167,6 +176,4 @@ def test_rule(name: RuleName, event: Annotated[TestEvent, Body()]) -> TestResult
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response: dict[str, Any] = app.resolve(event, context)
-    emit_api_event(emitter, event, response, EVENT_TYPES)
-    return response
+    return resolve_and_audit(app, event, context, emitter, EVENT_TYPES)

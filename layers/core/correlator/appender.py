@@ -93,7 +93,7 @@ class S3Appender:
     def append(
         self,
         key: str,
-        data: bytes,
+        data: bytes | Callable[[ObjectState | None], bytes],
         *,
         content_type: str,
         header: bytes = b"",
@@ -101,22 +101,26 @@ class S3Appender:
     ) -> ObjectState:
         """Append ``data`` to ``key``; ``header`` and ``new_metadata`` apply only when creating it.
 
+        ``data`` may be a function of the object's state (None: it does not exist yet), called on
+        every attempt, for bytes that depend on what is already there (e.g. a CSV file's header);
+        a conflict raised while it reads the object (412, 404) starts the attempt over.
         Returns the object's state after the append. Raises ``AppendConflictError`` after
         ``max_attempts`` lost races, and lets any other S3 error through.
         """
         for attempt in self._attempts():
             state = self.head(key)
             try:
+                chunk = data(state) if callable(data) else data
                 if state is None:
-                    body = header + data
+                    body = header + chunk
                     etag = self._put(key, body, content_type, dict(new_metadata or {}), if_none_match=True)
                     return ObjectState(etag, len(body), dict(new_metadata or {}))
                 if state.size < self._copy_threshold:
                     current = self.read(key, state)
-                    etag = self._put(key, current + data, content_type, state.metadata, if_match=state.etag)
+                    etag = self._put(key, current + chunk, content_type, state.metadata, if_match=state.etag)
                 else:
-                    etag = self._copy_and_extend(key, state, data, content_type)
-                return ObjectState(etag, state.size + len(data), state.metadata)
+                    etag = self._copy_and_extend(key, state, chunk, content_type)
+                return ObjectState(etag, state.size + len(chunk), state.metadata)
             except ClientError as error:
                 if not (is_conflict(error) or (state is not None and is_missing(error))):
                     raise

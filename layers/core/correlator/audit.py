@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
@@ -44,3 +44,24 @@ def emit_api_event(
         request_key=request_key,
         hops=hops,
     )
+
+
+class Resolver(Protocol):
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]: ...
+
+
+def resolve_and_audit(
+    app: Resolver,
+    request: dict[str, Any],
+    context: Any,
+    emitter: InternalEventEmitter,
+    event_types: Mapping[RouteKey, str],
+) -> dict[str, Any]:
+    """Resolve an API request and emit its internal event, also when the handler itself fails (500)."""
+    try:
+        response = app.resolve(request, context)
+    except Exception:
+        emit_api_event(emitter, request, {"statusCode": 500}, event_types)
+        raise
+    emit_api_event(emitter, request, response, event_types)
+    return response

@@ -18,6 +18,6 @@ BOTO_CONFIG = Config(
 )
 
 
-def client(service: str) -> Any:
-    """A boto3 client for ``service`` with the stack's retry and timeout policy."""
-    return boto3.client(service, config=BOTO_CONFIG)
+def client(service: str, config: Config | None = None) -> Any:
+    """A boto3 client for ``service`` with the stack's retry and timeout policy (``config`` overrides parts)."""
+    return boto3.client(service, config=BOTO_CONFIG.merge(config) if config else BOTO_CONFIG)

@@ -18,10 +18,23 @@ from correlator.rules import Rule, RuleView, canonical_action
 
 EVENT_PLACEHOLDER = "<aws.events.event.json>"
 TARGET_ID = "action"
-MAX_PATTERN_CHARS = 4096  # EventBridge's limit on EventPattern
+MAX_PATTERN_CHARS = 2048  # EventBridge's default quota on an event pattern (4096 on request)
 MAX_INPUT_TEMPLATE_CHARS = 8192  # EventBridge's limit on InputTemplate
 TIMER_SYSTEM_PREFIX = "rule/"
-_MATCH_KEYS = ("object", "info", "subject", "schema", "level", "kind", "dataset", "hops", "system_id")
+# detail keys an extra pattern may not constrain: they belong to match (or the hop guard).
+_MATCH_KEYS = (
+    "type",
+    "external",
+    "object",
+    "info",
+    "subject",
+    "schema",
+    "level",
+    "kind",
+    "dataset",
+    "hops",
+    "system_id",
+)
 
 
 class RuleCompileError(ValueError):
@@ -87,7 +100,7 @@ def event_pattern(rule: Rule, max_hops: int) -> dict[str, Any]:
             raise RuleCompileError(f"pattern.{key}", f"pattern.{key} overlaps a match field or the hop guard")
         detail[key] = value
     pattern["detail"] = detail
-    if len(json.dumps(pattern)) > MAX_PATTERN_CHARS:
+    if len(json.dumps(pattern, separators=(",", ":"))) > MAX_PATTERN_CHARS:
         raise RuleCompileError("pattern", f"the compiled event pattern exceeds {MAX_PATTERN_CHARS} characters")
     return pattern
 
@@ -129,11 +142,10 @@ def compile_rule(rule: Rule, deployment: Deployment) -> CompiledRule:
     return CompiledRule(put_rule, {"Rule": rule.name, "EventBusName": deployment.bus_name, "Targets": [target]})
 
 
-def rule_from_eventbridge(description: Mapping[str, Any], targets: Sequence[Mapping[str, Any]]) -> RuleView | None:
-    """Read a rule back from ``DescribeRule`` + ``ListTargetsByRule``; None if it is not ours.
+def stored_rule(description: Mapping[str, Any], targets: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The rule JSON an EventBridge rule carries in its target, unvalidated; None if it is not ours.
 
-    ``enabled`` comes from the rule's state (authoritative); ``read_only`` from the rule JSON
-    of template rules.
+    The EventBridge rule's name and state are authoritative over the JSON's.
     """
     for target in targets:
         template = (target.get("InputTransformer") or {}).get("InputTemplate")
@@ -144,13 +156,20 @@ def rule_from_eventbridge(description: Mapping[str, Any], targets: Sequence[Mapp
         except ValueError:
             continue
         data = message.get("rule") if isinstance(message, dict) else None
-        if not isinstance(data, dict):
-            continue
-        # The EventBridge rule's name and state are authoritative.
-        data = {
-            **data,
-            "name": description.get("Name", data.get("name")),
-            "enabled": description.get("State") == "ENABLED",
-        }
-        return RuleView.model_validate(data)
+        if isinstance(data, dict):
+            return {
+                **data,
+                "name": description.get("Name", data.get("name")),
+                "enabled": description.get("State") == "ENABLED",
+            }
     return None
+
+
+def rule_from_eventbridge(description: Mapping[str, Any], targets: Sequence[Mapping[str, Any]]) -> RuleView | None:
+    """Read a rule back from ``DescribeRule`` + ``ListTargetsByRule``; None if it is not ours.
+
+    ``enabled`` comes from the rule's state; ``read_only`` from the rule JSON of template rules.
+    Raises pydantic's ``ValidationError`` when the stored rule no longer validates.
+    """
+    data = stored_rule(description, targets)
+    return None if data is None else RuleView.model_validate(data)

@@ -54,8 +54,12 @@ def emit_result(
     info: str,
     level: Level = Level.INFO,
     payload: dict[str, Any] | None = None,
+    publish: bool = True,
 ) -> Event:
-    """Emit the result event of ``delivery``'s action (never raises; see ``InternalEventEmitter``)."""
+    """Emit the result event of ``delivery``'s action (never raises; see ``InternalEventEmitter``).
+
+    ``publish=False`` only builds it: ``emitter.publish`` then sends a batch's results together.
+    """
     event = delivery.event
     return emitter.emit(
         delivery.action,
@@ -68,4 +72,5 @@ def emit_result(
         level=level,
         payload=payload,
         system_id=f"rule/{delivery.rule.name}",
+        publish=publish,
     )

@@ -7,13 +7,19 @@ Emitting never fails the caller: when the bus is unreachable the event is logged
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
 
 from correlator.event import MAX_TEXT_CHARS, Event, EventSubmission, Level, new_request_key, stamp_event
 from correlator.publisher import EventPublisher
 
 logger = logging.getLogger(__name__)
+
+
+class MetricsRecorder(Protocol):
+    def add_metric(self, name: str, unit: Any, value: float, *args: Any, **kwargs: Any) -> None: ...
 
 
 class InternalEventEmitter:
@@ -41,8 +47,12 @@ class InternalEventEmitter:
         level: Level = Level.INFO,
         payload: dict[str, Any] | None = None,
         system_id: str | None = None,
+        publish: bool = True,
     ) -> Event:
-        """Publish one internal event; return it whether or not it reached the bus."""
+        """Publish one internal event; return it whether or not it reached the bus.
+
+        ``publish=False`` only builds it, for ``publish`` to send many at once.
+        """
         submission = EventSubmission.model_validate(
             {
                 "type": type,
@@ -61,17 +71,33 @@ class InternalEventEmitter:
             hops=hops,
             via=via,
         )
-        try:
-            outcome = self._publisher.publish([event])[0]
-            reason = None if outcome.accepted else f"{outcome.error_code}: {outcome.error_message}"
-        except Exception as error:  # the caller's request must not fail because of the bus
-            reason = f"{error.__class__.__name__}: {error}"
-        if reason is not None:
-            logger.error("internal event not published", extra={"event_type": type, "reason": reason})
-            if self._on_failure is not None:
-                self._on_failure(event, reason)
+        if publish:
+            self.publish([event])
         return event
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Publish events built by ``emit(..., publish=False)``, in PutEvents batches (best-effort too)."""
+        reasons: list[str | None]
+        try:
+            outcomes = self._publisher.publish(events)
+            reasons = [None if o.accepted else f"{o.error_code}: {o.error_message}" for o in outcomes]
+        except Exception as error:  # the caller's request must not fail because of the bus
+            reasons = [f"{error.__class__.__name__}: {error}"] * len(events)
+        for event, reason in zip(events, reasons, strict=True):
+            if reason is not None:
+                logger.error("internal event not published", extra={"event_type": event.type, "reason": reason})
+                if self._on_failure is not None:
+                    self._on_failure(event, reason)
 
 
 def _clip(value: str | None) -> str | None:
     return value if value is None or len(value) <= MAX_TEXT_CHARS else value[: MAX_TEXT_CHARS - 1] + "…"
+
+
+def counted_emitter(publisher: EventPublisher, metrics: MetricsRecorder) -> InternalEventEmitter:
+    """An emitter that counts each event it could not publish (metric ``InternalEventsFailed``)."""
+
+    def count(event: Event, reason: str) -> None:
+        metrics.add_metric(name="InternalEventsFailed", unit=MetricUnit.Count, value=1)
+
+    return InternalEventEmitter(publisher, on_failure=count)

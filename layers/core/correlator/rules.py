@@ -16,14 +16,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import InitErrorDetails
 
-from correlator.event import DATASET_PATTERN, MAX_SUBJECT_CHARS, Kind, Level
+from correlator.csvkeys import DEFAULT_CSV_KEY, validate_key_template
+from correlator.event import DATASET_PATTERN, LEVEL_ALIASES, MAX_SUBJECT_CHARS, Kind, Level
 
 RULE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MATCH_TYPE_PATTERN = r"^\.?[A-Za-z0-9._:+-]{1,128}$"
@@ -54,7 +58,7 @@ _EMAIL_RE = re.compile(
     r"^[^@\s<>(),;:\"\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 _TEMPLATE_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-_SCRIPT_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+SCRIPT_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"  # also what makes a module a registered script
 _E164 = r"^\+[1-9][0-9]{6,14}$"
 _LAMBDA_ARN = r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]{1,128})?$"
 _BUS_ARN = r"^arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/[A-Za-z0-9._/-]{1,256}$"
@@ -130,15 +134,32 @@ class SmsConfig(_Config):
 
 
 class CsvConfig(_Config):
-    key: Annotated[str, StringConstraints(min_length=1, max_length=512)] = "csv/{dataset}/{yyyy}-{mm}-{dd}.csv"
+    key: Annotated[str, StringConstraints(min_length=1, max_length=512)] = DEFAULT_CSV_KEY
     columns: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] | None = Field(
         default=None, min_length=1, max_length=200
     )
     numeric: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(default_factory=list)
 
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        return validate_key_template(value)
+
+    @field_validator("columns", "numeric")
+    @classmethod
+    def _distinct(cls, values: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if values is not None and len(set(values)) != len(values):
+            raise ValueError("names must be distinct")
+        columns = info.data.get("columns")
+        if info.field_name == "numeric" and values and columns is not None:
+            unknown = [name for name in values if name not in columns]
+            if unknown:
+                raise ValueError(f"not in columns: {', '.join(unknown)}")
+        return values
+
 
 class ScriptConfig(_Config):
-    script: Annotated[str, StringConstraints(pattern=_SCRIPT_NAME)] | None = None
+    script: Annotated[str, StringConstraints(pattern=SCRIPT_NAME_PATTERN)] | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     function: Annotated[str, StringConstraints(pattern=_LAMBDA_ARN)] | None = None
 
@@ -187,7 +208,7 @@ class RuleMatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_by_name=False, validate_by_alias=True, serialize_by_alias=True)
 
-    external: bool | None = None
+    external: Annotated[bool, Field(strict=True)] | None = None
     type: Annotated[str, StringConstraints(pattern=MATCH_TYPE_PATTERN)] | None = None
     object: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
     info: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
@@ -209,15 +230,28 @@ class RuleMatch(BaseModel):
     @field_validator("level", mode="before")
     @classmethod
     def _levels(cls, value: Any) -> Any:
+        # The same names and aliases an event's level accepts (warning, notice, ...).
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            if len({item.upper() for item in value}) != len(value):
+            levels = [LEVEL_ALIASES.get(item.lower(), item) for item in value]
+            if len(set(levels)) != len(levels):
                 raise ValueError("levels must be distinct")
-            return [item.upper() for item in value]
+            return levels
         return value
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
     @property
     def timer(self) -> str | None:
         return self.type if self.type in TIMER_TYPES else None
+
+    # Left unannotated so that the JSON schema (OpenAPI) is still the fields'.
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        # Absent match fields are omitted, not written as null: {} matches everything.
+        return {key: value for key, value in handler(self).items() if value is not None}
 
 
 class Rule(BaseModel):
@@ -227,7 +261,7 @@ class Rule(BaseModel):
 
     name: Annotated[str, StringConstraints(pattern=RULE_NAME_PATTERN)]
     description: Annotated[str, StringConstraints(max_length=512)] = ""
-    enabled: bool = True
+    enabled: Annotated[bool, Field(strict=True)] = True
     match: RuleMatch = Field(default_factory=RuleMatch)
     pattern: dict[str, Any] | None = None
     action: Action
@@ -261,6 +295,10 @@ class Rule(BaseModel):
     def _validate_timer(self, timer: str) -> None:
         if self.match.external:
             _fail(("match", "external"), "timer rules match internal events: false or absent")
+        # A timer's event carries only type, object, info and subject: anything else could never match.
+        for field in ("level", "schema_", "kind", "dataset"):
+            if getattr(self.match, field) is not None:
+                _fail(("match", field.rstrip("_")), "not available on timer rules (timer events do not carry it)")
         value = self.match.object
         if value is None or not value.isascii() or not value.isdigit():
             _fail(
@@ -272,6 +310,10 @@ class Rule(BaseModel):
             _fail(("match", "object"), f"timer.oneshot takes epoch milliseconds in 1..{MAX_ONESHOT_EPOCH_MS}")
         if timer == TIMER_PERIODIC and not 1 <= number <= MAX_PERIOD_MINUTES:
             _fail(("match", "object"), f"timer.periodic takes minutes in 1..{MAX_PERIOD_MINUTES}")
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        return {key: value for key, value in handler(self).items() if value is not None}
 
     def to_json(self) -> dict[str, Any]:
         """The rule as JSON (what the API returns and what every action receives)."""

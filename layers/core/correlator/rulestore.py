@@ -8,19 +8,21 @@ read the rules and their targets back from EventBridge. Rules declared in templa
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from correlator.compiler import (
     TIMER_SYSTEM_PREFIX,
     Deployment,
     RuleCompileError,
     compile_rule,
-    rule_from_eventbridge,
+    stored_rule,
 )
 from correlator.envelope import SOURCE_EXTERNAL, SOURCE_INTERNAL
 from correlator.errors import ConflictError, NotFoundError, ValidationFailedError
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
 
 _NOT_FOUND = frozenset({"ResourceNotFoundException"})
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +69,15 @@ class RuleStore:
     # -- reading ----------------------------------------------------------------------------
     def get(self, name: str) -> RuleView:
         """The rule called ``name``; ``NotFoundError`` if there is none."""
-        rule = self._read(name)
-        if rule is None:
+        data = self._stored(name)
+        if data is None:
             raise NotFoundError(f"no rule named {name!r}")
-        return rule
+        try:
+            return RuleView.model_validate(data)
+        except ValidationError:
+            raise ConflictError(
+                f"rule {name!r} is stored in a form this version cannot read; replace it (PUT) or delete it"
+            ) from None
 
     def list_all(self) -> list[RuleView]:
         """Every rule on the bus, sorted by name (EventBridge rules that are not ours are skipped)."""
@@ -78,20 +86,24 @@ class RuleStore:
         for page in paginator.paginate(EventBusName=self._deployment.bus_name):
             for item in page.get("Rules", []):
                 targets = self._targets(item["Name"])
-                rule = rule_from_eventbridge(item, targets) if targets is not None else None
-                if rule is not None:
-                    rules.append(rule)
+                data = stored_rule(item, targets) if targets is not None else None
+                if data is None:
+                    continue
+                try:
+                    rules.append(RuleView.model_validate(data))
+                except ValidationError as error:
+                    # Still live on EventBridge; GET/PUT/DELETE by name can reach it.
+                    logger.error("stored rule %s does not validate: %s", item["Name"], error)
         return sorted(rules, key=lambda rule: rule.name)
 
-    def _read(self, name: str) -> RuleView | None:
+    def _stored(self, name: str) -> dict[str, Any] | None:
         try:
             description = self._events.describe_rule(Name=name, EventBusName=self._deployment.bus_name)
         except ClientError as error:
             if _code(error) in _NOT_FOUND:
                 return None
             raise
-        targets = self._targets(name)
-        return rule_from_eventbridge(dict(description), targets or [])
+        return stored_rule(dict(description), self._targets(name) or [])
 
     def _targets(self, name: str) -> list[dict[str, Any]] | None:
         try:
@@ -113,7 +125,8 @@ class RuleStore:
     def replace(self, rule: Rule) -> RuleView:
         """Replace the rule of the same name; 404 if unknown, 409 if read-only."""
         self._writable(rule.name)
-        self._put(rule, created=False)
+        previous = self._events.describe_rule(Name=rule.name, EventBusName=self._deployment.bus_name)
+        self._put(rule, created=False, previous=dict(previous))
         return RuleView.model_validate(rule.to_json())
 
     def delete(self, name: str) -> None:
@@ -135,13 +148,15 @@ class RuleStore:
             raise
         return True
 
-    def _writable(self, name: str) -> RuleView:
-        current = self.get(name)
-        if current.read_only:
+    def _writable(self, name: str) -> None:
+        # Read unvalidated: a stored rule this version cannot read can still be replaced or deleted.
+        data = self._stored(name)
+        if data is None:
+            raise NotFoundError(f"no rule named {name!r}")
+        if data.get("read_only") is True:
             raise ConflictError(f"rule {name!r} is declared in template.yaml and is read-only")
-        return current
 
-    def _put(self, rule: Rule, *, created: bool) -> None:
+    def _put(self, rule: Rule, *, created: bool, previous: dict[str, Any] | None = None) -> None:
         try:
             compiled = compile_rule(rule, self._deployment)
         except RuleCompileError as error:
@@ -149,18 +164,25 @@ class RuleStore:
         try:
             self._events.put_rule(**compiled.put_rule)
         except ClientError as error:
-            if _code(error) == "InvalidEventPatternException":
+            if _code(error) in ("InvalidEventPatternException", "ValidationException"):
                 raise ValidationFailedError(
                     "pattern is not a valid EventBridge pattern", [{"field": "pattern", "message": str(error)}]
                 ) from None
+            if _code(error) == "LimitExceededException":
+                raise ConflictError(f"the bus's rule quota is reached: {error}") from None
             raise
         try:
             self._events.put_targets(**compiled.put_targets)
             self._put_schedule(rule)
         except Exception:
-            if created:  # leave nothing half-made behind
-                self._events.remove_targets(Rule=rule.name, EventBusName=self._deployment.bus_name, Ids=["action"])
-                self._events.delete_rule(Name=rule.name, EventBusName=self._deployment.bus_name)
+            # Leave nothing half-made behind: no new rule without its target, no new pattern on an old target.
+            bus = self._deployment.bus_name
+            if created:
+                self._events.remove_targets(Rule=rule.name, EventBusName=bus, Ids=["action"])
+                self._events.delete_rule(Name=rule.name, EventBusName=bus)
+            elif previous is not None:
+                restore = {key: previous[key] for key in ("EventPattern", "State", "Description") if key in previous}
+                self._events.put_rule(Name=rule.name, EventBusName=bus, **restore)
             raise
         if rule.match.timer is None:
             self._delete_schedule(rule.name)  # a replaced timer rule that is no longer one

@@ -1,0 +1,243 @@
+"""Email notifications: a rule's Mako templates rendered for the event, sent once with SES v2.
+
+A rule's config (``correlator.rules.EmailConfig``) names a template set shipped with the email
+function (``templates/<name>/subject.mako``, ``body.txt.mako``, optional ``body.html.mako``) or
+gives inline ``subject`` / ``text`` / ``html`` Mako. The mail goes out as one SES v2 ``Simple``
+message: multipart/alternative text + HTML when both exist, a one-line subject.
+
+Failures: a template error or an SES error that retrying cannot fix (rejected message,
+unverified sender, suspended account, access denied...) is *permanent*: reported in the result
+event (``info`` = the error code) and stored as done, so no retry sends it. Throttling, 5xx and
+connection errors are *transient*: they raise, so Lambda retries the invocation (then its
+on-failure destination keeps it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from correlator.delivery import Delivery
+from correlator.internal import InternalEventEmitter
+from correlator.notification import (
+    STATUS_SENT,
+    ActionLog,
+    NotificationResult,
+    OncePerKey,
+    clip_error,
+    failed,
+    report,
+)
+from correlator.rules import EmailConfig
+from correlator.templating import (
+    TemplateError,
+    TemplateFormat,
+    TemplateRenderer,
+    one_line,
+    template_variables,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sesv2.type_defs import SendEmailRequestTypeDef
+
+
+SUBJECT_FILE = "subject.mako"
+TEXT_FILE = "body.txt.mako"
+HTML_FILE = "body.html.mako"
+CHARSET = "UTF-8"
+
+# SES v2 error codes that the same request would hit again: report them, never retry.
+PERMANENT_SES_ERRORS = frozenset(
+    {
+        "MessageRejected",
+        "MailFromDomainNotVerifiedException",
+        "NotFoundException",
+        "AccountSuspendedException",
+        "SendingPausedException",
+        "BadRequestException",
+        "AccessDeniedException",
+        "InvalidParameterValue",
+        "ValidationException",
+    }
+)
+# Worth another attempt later (botocore already retried them within the call).
+TRANSIENT_SES_ERRORS = frozenset(
+    {
+        "TooManyRequestsException",
+        "LimitExceededException",
+        "Throttling",
+        "ThrottlingException",
+        "InternalFailure",
+        "InternalServiceError",
+        "ServiceUnavailable",
+        "RequestTimeout",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EmailMessage:
+    """One rendered email, ready for SES."""
+
+    sender: str
+    to: tuple[str, ...]
+    subject: str
+    text: str | None
+    html: str | None
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    reply_to: tuple[str, ...] = ()
+
+    @property
+    def recipient_count(self) -> int:
+        return len(self.to) + len(self.cc) + len(self.bcc)
+
+
+def compose_email(delivery: Delivery, renderer: TemplateRenderer, default_sender: str) -> EmailMessage:
+    """Render the rule's templates for the delivery's event; ``TemplateError`` when they fail."""
+    config = EmailConfig.model_validate(delivery.rule.config)
+    variables = template_variables(delivery)
+    if config.template is not None:
+        subject, text, html = _render_named(renderer, config.template, variables)
+    else:
+        subject, text, html = _render_inline(renderer, config, variables)
+    text = text if text and text.strip() else None
+    html = html if html and html.strip() else None
+    if text is None and html is None:
+        raise TemplateError("TemplateError", "the templates rendered an empty body")
+    event = delivery.event
+    return EmailMessage(
+        sender=config.from_ or default_sender,
+        to=tuple(config.to),
+        cc=tuple(config.cc),
+        bcc=tuple(config.bcc),
+        reply_to=tuple(config.reply_to),
+        subject=one_line(subject) or f"[{event.level}] {event.type}",
+        text=text,
+        html=html,
+    )
+
+
+def _render_named(
+    renderer: TemplateRenderer, name: str, variables: Mapping[str, Any]
+) -> tuple[str, str | None, str | None]:
+    if not renderer.has(name, SUBJECT_FILE):
+        raise TemplateError("TemplateNotFound", f"no template set {name!r} (it needs {SUBJECT_FILE})")
+    subject = renderer.render_named(name, SUBJECT_FILE, TemplateFormat.TEXT, variables)
+    text = renderer.render_named(name, TEXT_FILE, TemplateFormat.TEXT, variables)
+    html = None
+    if renderer.has(name, HTML_FILE):
+        html = renderer.render_named(name, HTML_FILE, TemplateFormat.HTML, variables)
+    return subject, text, html
+
+
+def _render_inline(
+    renderer: TemplateRenderer, config: EmailConfig, variables: Mapping[str, Any]
+) -> tuple[str, str | None, str | None]:
+    assert config.subject is not None  # EmailConfig: inline content always has a subject
+    subject = renderer.render_inline(config.subject, TemplateFormat.TEXT, variables, "config.subject")
+    text = html = None
+    if config.text is not None:
+        text = renderer.render_inline(config.text, TemplateFormat.TEXT, variables, "config.text")
+    if config.html is not None:
+        html = renderer.render_inline(config.html, TemplateFormat.HTML, variables, "config.html")
+    return subject, text, html
+
+
+def send_email_request(message: EmailMessage) -> SendEmailRequestTypeDef:
+    """The SES v2 ``SendEmail`` arguments: a ``Simple`` message with a text and/or an HTML part."""
+    body: dict[str, Any] = {}
+    if message.text is not None:
+        body["Text"] = {"Data": message.text, "Charset": CHARSET}
+    if message.html is not None:
+        body["Html"] = {"Data": message.html, "Charset": CHARSET}
+    destination: dict[str, list[str]] = {"ToAddresses": list(message.to)}
+    if message.cc:
+        destination["CcAddresses"] = list(message.cc)
+    if message.bcc:
+        destination["BccAddresses"] = list(message.bcc)
+    request: dict[str, Any] = {
+        "FromEmailAddress": message.sender,
+        "Destination": destination,
+        "Content": {"Simple": {"Subject": {"Data": message.subject, "Charset": CHARSET}, "Body": body}},
+    }
+    if message.reply_to:
+        request["ReplyToAddresses"] = list(message.reply_to)
+    return request  # type: ignore[return-value]  # built field by field above
+
+
+def permanent_error_code(error: ClientError) -> str | None:
+    """The error code when ``error`` is permanent (report it), ``None`` when it is worth retrying."""
+    code = str(error.response.get("Error", {}).get("Code") or "ClientError")
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    if code in TRANSIENT_SES_ERRORS or status == 429 or status >= 500:
+        return None
+    if code in PERMANENT_SES_ERRORS or 400 <= status < 500:
+        return code
+    return None
+
+
+class EmailAction:
+    """The email action: compose, send once per (rule, event), report the result event."""
+
+    def __init__(
+        self,
+        *,
+        ses: SESV2Client,
+        renderer: TemplateRenderer,
+        emitter: InternalEventEmitter,
+        once: OncePerKey,
+        default_sender: str,
+        log: ActionLog | None = None,
+    ) -> None:
+        self._log: ActionLog = log or logging.getLogger(__name__)
+        self._ses = ses
+        self._renderer = renderer
+        self._emitter = emitter
+        self._once = once
+        self._default_sender = default_sender
+
+    def handle(self, delivery: Delivery) -> tuple[NotificationResult, bool]:
+        """Send the delivery's email unless it was already handled; the result and whether it was a replay."""
+        key = {"action": delivery.action, "rule": delivery.rule.name, "event": delivery.event.id}
+        result, replayed = self._once.run(key, lambda: self._send(delivery))
+        if replayed:
+            self._log.info("email already handled: not sent again", extra={"status": result["status"]})
+        return result, replayed
+
+    def _send(self, delivery: Delivery) -> NotificationResult:
+        try:
+            message = compose_email(delivery, self._renderer, self._default_sender)
+        except TemplateError as error:
+            self._log.error("email template failed", extra={"code": error.code, "error": error.message})
+            recipients = _recipient_count(delivery.rule.config)
+            return report(self._emitter, delivery, failed(error.code, recipients), {"error": clip_error(error.message)})
+        recipients = f"{message.recipient_count} recipients"
+        try:
+            response = self._ses.send_email(**send_email_request(message))
+        except ClientError as error:
+            code = permanent_error_code(error)
+            if code is None:
+                raise  # transient: Lambda retries the invocation
+            detail = str(error.response.get("Error", {}).get("Message") or error)
+            self._log.error(
+                "email rejected", extra={"code": code, "error": detail, "recipients": message.recipient_count}
+            )
+            return report(self._emitter, delivery, failed(code, recipients), {"error": clip_error(detail)})
+        message_id = response["MessageId"]
+        self._log.info(
+            "email sent",
+            extra={"message_id": message_id, "recipients": message.recipient_count, "html": message.html is not None},
+        )
+        result = NotificationResult(status=STATUS_SENT, info=STATUS_SENT, object=message_id)
+        return report(self._emitter, delivery, result, {"recipients": message.recipient_count})
+
+
+def _recipient_count(config: Mapping[str, Any]) -> str:
+    count = sum(len(config.get(field) or []) for field in ("to", "cc", "bcc"))
+    return f"{count} recipients"

@@ -1,0 +1,519 @@
+"""The relay actions: ``relay`` (POST the event to a URL), ``relay.event`` (submit it to another
+Correlator's ``POST /events``) and ``relay.bus`` (PutEvents to another bus).
+
+HTTP relays go through the SSRF guard (``correlator.ssrf``) at rule creation and again before
+every request, including each redirect hop; the connection is pinned to the validated address.
+Every relay emits a result event (``info`` = the HTTP status, ``accepted`` or an error code).
+Retryable failures (429, 5xx, timeouts, connection errors, throttled PutEvents) are retried within
+the invocation while the Lambda's remaining time allows, then ``RelayRetryLater`` is raised so
+Lambda's asynchronous retries (and finally the on-failure queue) take over. See docs/actions-relay.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import urllib3
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from botocore.exceptions import ClientError
+from botocore.httpsession import where as default_ca_bundle
+from pydantic import ValidationError
+from urllib3.exceptions import HTTPError, NewConnectionError, SSLError
+from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
+
+from correlator.delivery import Delivery, emit_result
+from correlator.event import Event, EventSubmission, Level
+from correlator.internal import InternalEventEmitter
+from correlator.publisher import RETRYABLE_ERROR_CODES, EventPublisher
+from correlator.relay_policy import (
+    API_KEY_HEADER,
+    EVENT_ID_HEADER,
+    HTTP_RELAY_ACTIONS,
+    REQUEST_KEY_HEADER,
+    RESERVED_HEADERS,
+    RULE_CHAIN_HEADER,
+    SIGNATURE_HEADER,
+    USER_AGENT,
+    VIA_HEADER,
+    RelaySettings,
+)
+from correlator.ssrf import AllowList, Resolver, Target, UrlRefused, check_url
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 3.0
+TOTAL_TIMEOUT_S = 10.0
+SAFETY_MARGIN_S = 1.0  # left for emitting the result event and saving the idempotency record
+MAX_REDIRECTS = 3
+MAX_ATTEMPTS = 3
+BASE_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 8.0
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+IDEMPOTENCY_KEY_PREFIX = "relay"
+IDEMPOTENCY_EXPIRY_S = 48 * 3600  # beyond EventBridge's 24 h retry window and Lambda's 6 h event age
+_RETRYABLE_BUS_ERRORS = RETRYABLE_ERROR_CODES | {
+    "ServiceUnavailable",
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "ConnectionClosedError",
+}
+_PERMANENT_SECRET_ERRORS = frozenset(
+    {"ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure", "InvalidRequestException"}
+)
+
+Outcome = Literal["delivered", "rejected", "blocked", "failed"]
+Remaining = Callable[[], float]  # seconds left in this invocation
+
+
+# ---- what is sent -------------------------------------------------------------------------------
+
+
+def relayed_type(event: Event) -> str:
+    """The type a ``relay.event`` gives the event, as Personium does: ``relay.ext.`` / ``relay.`` + type."""
+    if event.type.startswith("relay."):
+        return event.type
+    return ("relay.ext." if event.external else "relay.") + event.type
+
+
+_CLIENT_FIELDS = frozenset(EventSubmission.model_fields)
+
+
+def relay_event_body(event: Event) -> dict[str, Any]:
+    """The body of a ``relay.event``: the event's client fields, type prefixed; ``ValueError`` if invalid there."""
+    body = event.model_dump(mode="json", include=set(_CLIENT_FIELDS), exclude_none=True, by_alias=True)
+    body["type"] = relayed_type(event)
+    try:
+        EventSubmission.model_validate(body)
+    except ValidationError as error:
+        fields = ", ".join(".".join(str(part) for part in detail["loc"]) for detail in error.errors())
+        raise ValueError(f"the relayed event would be refused: {fields}") from None
+    return body
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """The exact bytes sent (and signed)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def sign(secret: str, body: bytes) -> str:
+    """``sha256=<hex HMAC-SHA256 of body>``: the ``X-Correlator-Signature`` value."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def via_after(event: Event, settings: RelaySettings) -> list[str]:
+    """The relay path the relayed event carries: the event's own plus this deployment, when known."""
+    via = list(event.via or [])
+    if settings.self_url is not None:
+        via.append(settings.self_url)
+    return via
+
+
+def chain_headers(event: Event, settings: RelaySettings) -> dict[str, str]:
+    """``X-Request-Key``, ``X-Event-Id``, ``X-Rule-Chain`` (hops + 1) and ``X-Via``."""
+    headers = {EVENT_ID_HEADER: event.id, RULE_CHAIN_HEADER: str(event.hops + 1)}
+    if event.request_key is not None:
+        headers[REQUEST_KEY_HEADER] = event.request_key
+    via = via_after(event, settings)
+    if via:
+        headers[VIA_HEADER] = ",".join(via)
+    return headers
+
+
+def loggable_url(url: str) -> str:
+    """``url`` without userinfo, query and fragment (they can carry credentials): the result's ``object``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return url.split("?", 1)[0].split("#", 1)[0][:256]
+    host = f"[{host}]" if ":" in host else host
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+
+
+# ---- HTTP with a pinned connection --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    location: str | None = None
+    retry_after: str | None = None
+
+
+class HttpFailure(Exception):
+    """No HTTP response: ``code`` names why (``timeout``, ``connection_error``, ``tls_error``)."""
+
+    def __init__(self, code: str, *, retryable: bool) -> None:
+        super().__init__(code)
+        self.code = code
+        self.retryable = retryable
+
+
+class PinnedHttpClient:
+    """POSTs to a ``Target``'s validated address, with TLS verified for the URL's host name.
+
+    The TCP connection goes to ``target.address`` (never resolved again); SNI and certificate
+    checks use ``target.host`` and the ``Host`` header carries it. No redirects, no retries here.
+    """
+
+    def __init__(self, *, ca_certs: str | None = None) -> None:
+        self._ca_certs = ca_certs or default_ca_bundle()
+
+    def post(self, target: Target, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResponse:
+        urllib3_timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT_S, timeout), total=timeout)
+        pool: urllib3.HTTPConnectionPool
+        if target.scheme == "https":
+            pool = urllib3.HTTPSConnectionPool(
+                target.address,
+                target.port,
+                timeout=urllib3_timeout,
+                retries=False,
+                maxsize=1,
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=self._ca_certs,
+                server_hostname=target.host,
+                assert_hostname=target.host,
+            )
+        else:
+            pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=urllib3_timeout, retries=False)
+        sent = {**headers, "Host": target.netloc, "Content-Length": str(len(body))}
+        try:
+            response = pool.urlopen(
+                "POST",
+                target.path,
+                body=body,
+                headers=sent,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+            )
+            try:
+                return HttpResponse(
+                    response.status, response.headers.get("Location"), response.headers.get("Retry-After")
+                )
+            finally:
+                response.close()  # the body is not needed; never read an unbounded amount
+        except SSLError:
+            raise HttpFailure("tls_error", retryable=False) from None
+        except NewConnectionError:  # a subclass of ConnectTimeoutError in urllib3 2.x: test it first
+            raise HttpFailure("connection_error", retryable=True) from None
+        except Urllib3TimeoutError:
+            raise HttpFailure("timeout", retryable=True) from None
+        except HTTPError:
+            raise HttpFailure("connection_error", retryable=True) from None
+        finally:
+            pool.close()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRequest:
+    """A POST to send: ``headers`` go to every hop, ``origin_headers`` only to the original origin."""
+
+    url: str
+    body: bytes
+    headers: Mapping[str, str]
+    origin_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOutcome:
+    """How an HTTP relay ended: a ``status`` or an ``error`` code; ``retryable`` for 429/5xx and the like."""
+
+    status: int | None
+    error: str | None = None
+    retryable: bool = False
+    attempts: int = 1
+    redirects: int = 0
+    retry_after: float | None = None
+    reason: str | None = None
+
+    @property
+    def info(self) -> str:
+        return str(self.status) if self.status is not None else str(self.error)
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.status is not None and 200 <= self.status < 300:
+            return "delivered"
+        if self.retryable:
+            return "failed"
+        return "blocked" if self.error == "blocked" else "rejected"
+
+
+class RelaySender:
+    """Sends an ``OutboundRequest``: SSRF check per hop, manual redirects, retries within the time left."""
+
+    def __init__(
+        self,
+        allowed: AllowList,
+        *,
+        client: PinnedHttpClient | None = None,
+        resolve: Resolver | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self._allowed = allowed
+        self._client = client or PinnedHttpClient()
+        self._resolve = resolve
+        self._sleep = sleep
+        self._max_attempts = max_attempts
+
+    def send(self, request: OutboundRequest, remaining: Remaining) -> HttpOutcome:
+        """Send ``request``; retry 429/5xx/network errors while attempts and the invocation's time allow."""
+        attempts = 0
+        while True:
+            attempts += 1
+            outcome = replace(self._send_once(request, remaining), attempts=attempts)
+            if not outcome.retryable or attempts >= self._max_attempts:
+                return outcome
+            delay = outcome.retry_after if outcome.retry_after is not None else _backoff(attempts)
+            if remaining() - delay < TOTAL_TIMEOUT_S + SAFETY_MARGIN_S:
+                return outcome  # no time for another full attempt: Lambda's retry comes later
+            logger.info("relay retry", extra={"attempt": attempts, "info": outcome.info, "delay_s": round(delay, 2)})
+            self._sleep(delay)
+
+    def _send_once(self, request: OutboundRequest, remaining: Remaining) -> HttpOutcome:
+        url = request.url
+        origin: tuple[str, str, int] | None = None
+        for redirects in range(MAX_REDIRECTS + 1):
+            try:
+                target = check_url(url, self._allowed, resolve=self._resolve)
+            except UrlRefused as refusal:
+                if refusal.retryable:
+                    return HttpOutcome(None, "dns_error", retryable=True, redirects=redirects, reason=str(refusal))
+                return HttpOutcome(None, "blocked", redirects=redirects, reason=str(refusal))
+            origin = origin or target.origin
+            headers = dict(request.headers)
+            if target.origin == origin:
+                headers.update(request.origin_headers)
+            timeout = min(TOTAL_TIMEOUT_S, remaining() - SAFETY_MARGIN_S)
+            if timeout < 1.0:
+                return HttpOutcome(None, "no_time_left", retryable=True, redirects=redirects)
+            try:
+                response = self._client.post(target, request.body, headers, timeout)
+            except HttpFailure as failure:
+                return HttpOutcome(None, failure.code, retryable=failure.retryable, redirects=redirects)
+            if response.status in REDIRECT_STATUSES and response.location:
+                url = urljoin(target.url, response.location.strip())
+                continue
+            status = response.status
+            return HttpOutcome(
+                status,
+                retryable=status == 429 or status >= 500,
+                redirects=redirects,
+                retry_after=_retry_after(response.retry_after),
+            )
+        return HttpOutcome(None, "too_many_redirects", redirects=MAX_REDIRECTS)
+
+
+def _backoff(attempt: int) -> float:
+    ceiling = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2.0 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not cryptography
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+# ---- secrets ------------------------------------------------------------------------------------
+
+
+class SecretUnavailable(Exception):
+    """A configured secret cannot be used (missing, not allowed, empty): a permanent failure."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SecretReader:
+    """Reads relay secrets from Secrets Manager (Powertools parameters, cached ``max_age`` seconds)."""
+
+    def __init__(self, provider: SecretsProvider, prefix: str, *, max_age: int = 300) -> None:
+        self._provider = provider
+        self._prefix = prefix
+        self._max_age = max_age
+
+    def __call__(self, name: str) -> str:
+        if not name.startswith(self._prefix):
+            raise SecretUnavailable("secret_not_allowed", f"relay secrets must be named {self._prefix}...")
+        try:
+            value = self._provider.get(name, max_age=self._max_age)
+        except GetParameterError as error:
+            cause = error.__context__
+            code = cause.response.get("Error", {}).get("Code", "") if isinstance(cause, ClientError) else ""
+            if code in _PERMANENT_SECRET_ERRORS:
+                raise SecretUnavailable("secret_unavailable", f"secret {name}: {code}") from None
+            raise  # throttling, network: worth a retry
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        if not isinstance(value, str) or not value:
+            raise SecretUnavailable("secret_unavailable", f"secret {name} is empty or not a string")
+        return value
+
+
+# ---- the actions --------------------------------------------------------------------------------
+
+
+class RelayRetryLater(Exception):
+    """A retryable failure outlasted this invocation's attempts: raised so Lambda retries the delivery."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayResult:
+    """What a relay did: the result event's ``object``/``info``, and how it ended."""
+
+    action: str
+    object: str
+    info: str
+    outcome: Outcome
+    retryable: bool = False
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "object": self.object, "info": self.info, "outcome": self.outcome}
+
+
+class Relay:
+    """Runs the relay actions for deliveries and emits their result events."""
+
+    def __init__(
+        self,
+        settings: RelaySettings,
+        emitter: InternalEventEmitter,
+        *,
+        secrets: Callable[[str], str],
+        events_client_for: Callable[[str], EventBridgeClient],
+        sender: RelaySender | None = None,
+    ) -> None:
+        self._settings = settings
+        self._emitter = emitter
+        self._secrets = secrets
+        self._events_client_for = events_client_for
+        self._sender = sender or RelaySender(settings.allowed_hosts)
+
+    def run(self, delivery: Delivery, remaining: Remaining) -> dict[str, Any]:
+        """Relay ``delivery``, emit its result event; raise ``RelayRetryLater`` when a retry may still succeed."""
+        action = delivery.action
+        if action == "relay.bus":
+            result = self._to_bus(delivery)
+        elif action in HTTP_RELAY_ACTIONS:
+            result = self._over_http(delivery, remaining)
+        else:
+            raise ValueError(f"not a relay action: {action}")
+        level = Level.INFO if result.outcome == "delivered" else Level.ERROR
+        emit_result(
+            self._emitter,
+            delivery,
+            object=result.object,
+            info=result.info,
+            level=level,
+            payload=result.payload or None,
+        )
+        log = logger.info if result.outcome == "delivered" else logger.warning
+        log("relay finished", extra={**result.to_json(), **result.payload})
+        if result.retryable:
+            raise RelayRetryLater(f"{action} to {result.object}: {result.info}")
+        return result.to_json()
+
+    def _over_http(self, delivery: Delivery, remaining: Remaining) -> RelayResult:
+        action, event, config = delivery.action, delivery.event, delivery.rule.config
+        url = str(config.get("url", ""))
+        target = loggable_url(url)
+        try:
+            body = encode_body(event.to_detail() if action == "relay" else relay_event_body(event))
+        except ValueError as error:
+            return RelayResult(action, target, "invalid_event", "blocked", payload={"reason": str(error)})
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **chain_headers(event, self._settings)}
+        origin_headers: dict[str, str] = {}
+        try:
+            if action == "relay":
+                for name, value in (config.get("headers") or {}).items():
+                    if name.lower() not in RESERVED_HEADERS:  # rules created before a name became reserved
+                        origin_headers[name] = value
+                if config.get("secret_name"):
+                    headers[SIGNATURE_HEADER] = sign(self._secrets(str(config["secret_name"])), body)
+            else:
+                origin_headers[API_KEY_HEADER] = self._secrets(str(config["api_key_secret"]))
+        except SecretUnavailable as problem:
+            return RelayResult(action, target, problem.code, "blocked", payload={"reason": str(problem)})
+        sent = self._sender.send(OutboundRequest(url, body, headers, origin_headers), remaining)
+        payload: dict[str, Any] = {"attempts": sent.attempts}
+        if sent.redirects:
+            payload["redirects"] = sent.redirects
+        if sent.reason:
+            payload["reason"] = sent.reason
+        return RelayResult(action, target, sent.info, sent.outcome, sent.retryable, payload)
+
+    def _to_bus(self, delivery: Delivery) -> RelayResult:
+        event, bus_arn = delivery.event, str(delivery.rule.config["bus_arn"])
+        relayed = event.model_copy(update={"hops": event.hops + 1, "via": via_after(event, self._settings) or None})
+        region = bus_arn.split(":")[3]
+        outcome = EventPublisher(self._events_client_for(region), bus_arn).publish([relayed])[0]
+        if outcome.accepted:
+            return RelayResult(delivery.action, bus_arn, "accepted", "delivered")
+        code = outcome.error_code or "failed"
+        retryable = code in _RETRYABLE_BUS_ERRORS
+        payload = {"reason": (outcome.error_message or "")[:512]}
+        return RelayResult(delivery.action, bus_arn, code, "failed" if retryable else "rejected", retryable, payload)
+
+
+def run_once(
+    relay: Relay, persistence: BasePersistenceLayer, config: IdempotencyConfig
+) -> Callable[[Delivery, Remaining], dict[str, Any]]:
+    """``relay.run`` made idempotent on (rule name, event id) with Powertools idempotency.
+
+    A completed relay (delivered, or refused for good) is recorded, so a re-delivery returns the
+    recorded result without sending again or emitting a second result event. A raised
+    ``RelayRetryLater`` (or any error) deletes the in-progress record, so Lambda's retry sends again.
+    """
+
+    @idempotent_function(
+        data_keyword_argument="key",
+        persistence_store=persistence,
+        config=config,
+        key_prefix=IDEMPOTENCY_KEY_PREFIX,
+    )
+    def relay_once(*, key: dict[str, str], delivery: Delivery, remaining: Remaining) -> dict[str, Any]:
+        return relay.run(delivery, remaining)
+
+    def run(delivery: Delivery, remaining: Remaining) -> dict[str, Any]:
+        key = {"delivery": delivery.idempotency_key}  # (rule name, event id)
+        result: dict[str, Any] = relay_once(key=key, delivery=delivery, remaining=remaining)
+        return result
+
+    return run
+
+
+def idempotency_config() -> IdempotencyConfig:
+    """The idempotency settings of the relay function (records kept 48 h)."""
+    return IdempotencyConfig(expires_after_seconds=IDEMPOTENCY_EXPIRY_S, raise_on_no_idempotency_key=True)

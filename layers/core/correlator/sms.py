@@ -1,0 +1,452 @@
+"""SMS notifications: a rule's Mako body rendered for the event, fitted to its segments, sent with Twilio.
+
+Segments: a body that only uses the GSM 03.38 alphabet travels as GSM-7 (160 septets in one
+segment, 153 per segment of a longer message; each character of the extension table takes two
+septets); anything else as UCS-2 (70 / 67 UTF-16 code units; a character outside the BMP takes
+two). A character is never split across segments. A body longer than the rule's
+``max_segments`` is cut and ends with an ellipsis (``...`` in GSM-7, ``…`` in UCS-2).
+
+Twilio: credentials come from a Secrets Manager secret (JSON: ``account_sid``, ``auth_token``,
+and ``from`` or ``messaging_service_sid``), read through Powertools parameters and cached; no
+secret configured means a *dry run* (the message is logged, the result says ``dry-run``). 429
+and 5xx answers are retried with backoff (``Retry-After`` honoured) and then raise, so Lambda
+retries the invocation; any other 4xx is permanent: reported with Twilio's error code (e.g.
+``21211``, an invalid 'To' number), never retried. Each recipient is sent at most once per
+(rule, event). Phone numbers appear in logs and result events only masked (``+44******123``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http import HttpClient
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from correlator.delivery import Delivery
+from correlator.internal import InternalEventEmitter
+from correlator.notification import (
+    STATUS_DRY_RUN,
+    STATUS_SENT,
+    ActionLog,
+    NotificationResult,
+    OncePerKey,
+    clip_error,
+    failed,
+    report,
+)
+from correlator.rules import SmsConfig
+from correlator.templating import TemplateError, TemplateFormat, TemplateRenderer, template_variables
+
+# The Twilio library logs every request at INFO; its warnings are enough.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+# botocore dumps response bodies at DEBUG, and GetSecretValue's body is the Twilio credentials.
+logging.getLogger("botocore.parsers").setLevel(logging.INFO)
+
+BODY_FILE = "body.mako"
+SECRET_MAX_AGE_SECONDS = 300
+TWILIO_TIMEOUT_SECONDS = 10.0
+
+GSM7 = "GSM-7"
+UCS2 = "UCS-2"
+# GSM 03.38 basic character set (ESC excluded: it only introduces the extension table).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# The extension table: ESC + one septet, two septets each.
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+GSM7_ELLIPSIS = "..."
+UCS2_ELLIPSIS = "…"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentLimits:
+    single: int  # units in a one-segment message
+    multi: int  # units per segment of a concatenated message (the rest is the UDH)
+
+
+SEGMENT_LIMITS = {GSM7: SegmentLimits(160, 153), UCS2: SegmentLimits(70, 67)}
+
+
+@dataclass(frozen=True, slots=True)
+class SmsBody:
+    """A body fitted to its segments."""
+
+    text: str
+    encoding: str
+    segments: int
+    truncated: bool
+
+
+def is_gsm7(text: str) -> bool:
+    """True when every character of ``text`` is in the GSM 03.38 basic or extension table."""
+    return all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in text)
+
+
+def encoding_of(text: str) -> str:
+    """``GSM-7`` or ``UCS-2``: how an SMS with this text is encoded."""
+    return GSM7 if is_gsm7(text) else UCS2
+
+
+def unit_costs(text: str, encoding: str) -> list[int]:
+    """Per character: septets (GSM-7) or UTF-16 code units (UCS-2) it takes."""
+    if encoding == GSM7:
+        return [2 if char in GSM7_EXTENSION else 1 for char in text]
+    return [2 if ord(char) > 0xFFFF else 1 for char in text]
+
+
+def count_segments(text: str) -> int:
+    """How many segments ``text`` takes (an empty text still takes one)."""
+    encoding = encoding_of(text)
+    costs = unit_costs(text, encoding)
+    limits = SEGMENT_LIMITS[encoding]
+    if sum(costs) <= limits.single:
+        return 1
+    segments, used = 1, 0
+    for cost in costs:
+        if used + cost > limits.multi:  # a character never straddles two segments
+            segments += 1
+            used = 0
+        used += cost
+    return segments
+
+
+def fit_segments(text: str, max_segments: int) -> SmsBody:
+    """``text`` as is when it fits ``max_segments``, else its longest prefix that fits with an ellipsis."""
+    if max_segments < 1:
+        raise ValueError("max_segments must be at least 1")
+    segments = count_segments(text)
+    if segments <= max_segments:
+        return SmsBody(text, encoding_of(text), segments, truncated=False)
+
+    def candidate(length: int) -> str:
+        prefix = text[:length].rstrip()
+        return prefix + (GSM7_ELLIPSIS if is_gsm7(prefix) else UCS2_ELLIPSIS)
+
+    # The segment count of candidate(n) never decreases with n: binary search the longest that fits.
+    low, high = 0, len(text) - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if count_segments(candidate(middle)) <= max_segments:
+            low = middle
+        else:
+            high = middle - 1
+    fitted = candidate(low)
+    return SmsBody(fitted, encoding_of(fitted), count_segments(fitted), truncated=True)
+
+
+def mask_number(number: str) -> str:
+    """A phone number for logs: country prefix and last three digits only (``+44******123``)."""
+    if len(number) <= 6:
+        return "*" * len(number)
+    return number[:3] + "*" * (len(number) - 6) + number[-3:]
+
+
+def compose_sms(delivery: Delivery, renderer: TemplateRenderer) -> SmsBody:
+    """Render the rule's body template for the delivery's event and fit it to ``max_segments``."""
+    config = SmsConfig.model_validate(delivery.rule.config)
+    variables = template_variables(delivery)
+    if config.template is not None:
+        text = renderer.render_named(config.template, BODY_FILE, TemplateFormat.TEXT, variables)
+    else:
+        assert config.body is not None  # SmsConfig: exactly one of template and body
+        text = renderer.render_inline(config.body, TemplateFormat.TEXT, variables, "config.body")
+    text = text.strip()
+    if not text:
+        raise TemplateError("TemplateError", "the template rendered an empty body")
+    return fit_segments(text, config.max_segments)
+
+
+# ---- Twilio ----
+
+
+class SmsConfigurationError(Exception):
+    """The Twilio secret is missing or malformed; the message names fields, never values."""
+
+
+class TwilioCredentials(BaseModel):
+    """The JSON of the Twilio secret. ``hide_input_in_errors``: a validation error never shows the token."""
+
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True, validate_by_alias=True, validate_by_name=True)
+
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    auth_token: SecretStr = Field(min_length=1)
+    from_: str | None = Field(default=None, alias="from", min_length=1, max_length=32)
+    messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
+
+    @model_validator(mode="after")
+    def _sender(self) -> TwilioCredentials:
+        if self.from_ is None and self.messaging_service_sid is None:
+            raise ValueError("give 'from' (a number or sender id) or 'messaging_service_sid'")
+        return self
+
+    def sender(self) -> dict[str, str]:
+        """Who sends: the messaging service when there is one, else the ``from`` number."""
+        if self.messaging_service_sid is not None:
+            return {"messaging_service_sid": self.messaging_service_sid}
+        assert self.from_ is not None  # the validator requires one of the two
+        return {"from_": self.from_}
+
+
+def parse_credentials(value: Any, secret_name: str) -> TwilioCredentials:
+    """Validate the secret's JSON; ``SmsConfigurationError`` naming the bad fields only."""
+    try:
+        return TwilioCredentials.model_validate(value)
+    except ValidationError as error:
+        # Locations and messages only: with hide_input_in_errors no message carries the input.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in detail['loc']) or 'secret'}: {detail['msg']}" for detail in error.errors()
+        )
+        raise SmsConfigurationError(f"the Twilio secret {secret_name!r} is invalid: {problems}") from None
+
+
+class RetryingHttpClient(HttpClient):  # type: ignore[misc]  # twilio ships no type information
+    """Wraps Twilio's HTTP client: retries 429 and 5xx with backoff, honouring ``Retry-After``.
+
+    A ``Retry-After`` longer than ``max_delay`` ends the retries at once (the answer goes back to
+    the caller, which raises): waiting that long belongs to Lambda's retry, not to this invocation.
+    """
+
+    def __init__(
+        self,
+        inner: HttpClient,
+        *,
+        max_attempts: int = 3,
+        base_delay: float = 0.5,
+        max_delay: float = 5.0,
+        sleep: Callable[[float], Any] = time.sleep,
+        log: ActionLog | None = None,
+    ) -> None:
+        self.log: ActionLog = log or logging.getLogger(__name__)
+        super().__init__(logging.getLogger(__name__), is_async=False, timeout=inner.timeout)
+        self.inner = inner
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.sleep = sleep
+
+    def request(
+        self,
+        method: str,
+        uri: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        for attempt in range(1, self.max_attempts + 1):
+            response: Response = self.inner.request(
+                method,
+                uri,
+                params=params,
+                data=data,
+                headers=headers,
+                auth=auth,
+                timeout=timeout,
+                allow_redirects=allow_redirects,
+            )
+            status = int(response.status_code)
+            if not is_retryable_status(status) or attempt == self.max_attempts:
+                return response
+            delay = self._delay(attempt, response.headers)
+            if delay is None:
+                return response
+            self.log.warning("twilio answered %s; retrying in %.2f s (attempt %d)", status, delay, attempt)
+            self.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
+
+    def _delay(self, attempt: int, headers: Any) -> float | None:
+        retry_after = retry_after_seconds(headers)
+        if retry_after is not None:
+            return retry_after if retry_after <= self.max_delay else None
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+def is_retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """``Retry-After`` (seconds or an HTTP date) in seconds; ``None`` when absent or unreadable."""
+    if not headers:
+        return None
+    value = next((str(v) for k, v in dict(headers).items() if str(k).lower() == "retry-after"), None)
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+# What Twilio's client raises for an error answer: the legacy form, or RFC 9457 problem details.
+TWILIO_API_ERRORS = (TwilioRestException, TwilioServiceException)
+
+
+def twilio_error_code(error: TwilioRestException | TwilioServiceException) -> str | None:
+    """Twilio's error code (``"21211"``) when the error is permanent; ``None`` when it is worth retrying."""
+    status = int(error.status)
+    if is_retryable_status(status):
+        return None
+    return str(error.code) if error.code is not None else f"HTTP{status}"
+
+
+def twilio_error_message(error: TwilioRestException | TwilioServiceException) -> str:
+    if isinstance(error, TwilioRestException):
+        return str(error.msg or "")
+    return str(error.detail or error.title or "")
+
+
+class TwilioSender:
+    """Sends one SMS through Twilio with the credentials of a secret (read through Powertools, cached).
+
+    ``http_client`` is Twilio's transport (default: ``TwilioHttpClient`` with a 10 s timeout); tests
+    pass a fake ``twilio.http.HttpClient``. Either way it is wrapped in ``RetryingHttpClient``.
+    """
+
+    def __init__(
+        self,
+        secret_name: str,
+        *,
+        secrets: SecretsProvider,
+        http_client: HttpClient | None = None,
+        max_age: int = SECRET_MAX_AGE_SECONDS,
+        sleep: Callable[[float], Any] = time.sleep,
+        log: ActionLog | None = None,
+    ) -> None:
+        self.secret_name = secret_name
+        self._secrets = secrets
+        inner = http_client or TwilioHttpClient(timeout=TWILIO_TIMEOUT_SECONDS)
+        self._http_client = RetryingHttpClient(inner, sleep=sleep, log=log)
+        self._max_age = max_age
+        self._client: tuple[str, Client] | None = None
+
+    def credentials(self) -> TwilioCredentials:
+        """The secret's credentials (cached for ``max_age`` seconds); raises when it cannot be read."""
+        try:
+            value = self._secrets.get(self.secret_name, transform="json", max_age=self._max_age)
+        except TransformParameterError:
+            raise SmsConfigurationError(f"the Twilio secret {self.secret_name!r} is not JSON") from None
+        except GetParameterError as error:
+            raise SmsConfigurationError(f"the Twilio secret {self.secret_name!r} cannot be read: {error}") from None
+        return parse_credentials(value, self.secret_name)
+
+    def send(self, to: str, body: str, credentials: TwilioCredentials) -> str:
+        """Send ``body`` to ``to``; the message SID. One of ``TWILIO_API_ERRORS`` when Twilio refuses it."""
+        message = self._client_for(credentials).messages.create(to=to, body=body, **credentials.sender())
+        return str(message.sid)
+
+    def _client_for(self, credentials: TwilioCredentials) -> Client:
+        # One client per credentials (a rotated secret gets a new one); the token stays out of the key's repr.
+        token = credentials.auth_token.get_secret_value()
+        fingerprint = hashlib.sha256(f"{credentials.account_sid}:{token}".encode()).hexdigest()
+        if self._client is None or self._client[0] != fingerprint:
+            self._client = (fingerprint, Client(credentials.account_sid, token, http_client=self._http_client))
+        return self._client[1]
+
+
+class SmsAction:
+    """The SMS action: compose, then per recipient send once per (rule, event, number) and report it.
+
+    ``sender`` ``None`` (no secret configured) is the dry run: nothing is sent, the message is
+    logged and one result event says ``dry-run``.
+    """
+
+    def __init__(
+        self,
+        *,
+        renderer: TemplateRenderer,
+        emitter: InternalEventEmitter,
+        once: OncePerKey,
+        sender: TwilioSender | None,
+        log: ActionLog | None = None,
+    ) -> None:
+        self._log: ActionLog = log or logging.getLogger(__name__)
+        self._renderer = renderer
+        self._emitter = emitter
+        self._once = once
+        self._sender = sender
+
+    def handle(self, delivery: Delivery) -> list[tuple[NotificationResult, bool]]:
+        """The result per recipient (one for a dry run or a template error) and whether each was a replay."""
+        numbers: Sequence[str] = SmsConfig.model_validate(delivery.rule.config).to
+        recipients = f"{len(numbers)} recipients"
+        try:
+            body = compose_sms(delivery, self._renderer)
+        except TemplateError as error:
+            self._log.error("sms template failed", extra={"code": error.code, "error": error.message})
+            payload = {"error": clip_error(error.message)}
+            return [(report(self._emitter, delivery, failed(error.code, recipients), payload), False)]
+        shape = {"encoding": body.encoding, "segments": body.segments, "truncated": body.truncated}
+        if self._sender is None:
+            self._log.info(
+                "sms dry run: no Twilio secret configured, nothing sent",
+                extra={"recipients": [mask_number(n) for n in numbers], "body": body.text, **shape},
+            )
+            result = NotificationResult(status=STATUS_DRY_RUN, info=STATUS_DRY_RUN, object=recipients)
+            return [(report(self._emitter, delivery, result, {"recipients": len(numbers), **shape}), False)]
+
+        credentials = self._sender.credentials()
+        results = []
+        for number in numbers:
+            key = {"action": delivery.action, "rule": delivery.rule.name, "event": delivery.event.id, "to": number}
+            outcome = self._once.run(key, _bind(self._send_one, delivery, number, body, credentials, shape))
+            if outcome[1]:
+                self._log.info("sms already handled: not sent again", extra={"to": mask_number(number)})
+            results.append(outcome)
+        return results
+
+    def _send_one(
+        self,
+        delivery: Delivery,
+        number: str,
+        body: SmsBody,
+        credentials: TwilioCredentials,
+        shape: Mapping[str, Any],
+    ) -> NotificationResult:
+        assert self._sender is not None  # only called when not a dry run
+        masked = mask_number(number)
+        try:
+            sid = self._sender.send(number, body.text, credentials)
+        except TWILIO_API_ERRORS as error:
+            code = twilio_error_code(error)
+            if code is None:
+                raise  # 429/5xx after the client's retries: Lambda retries the invocation
+            self._log.error("sms rejected", extra={"code": code, "to": masked, "status": error.status})
+            payload = {"to": masked, "error": clip_error(twilio_error_message(error))}
+            return report(self._emitter, delivery, failed(code, masked), payload)
+        self._log.info("sms sent", extra={"sid": sid, "to": masked, **shape})
+        result = NotificationResult(status=STATUS_SENT, info=STATUS_SENT, object=sid)
+        return report(self._emitter, delivery, result, {"to": masked, **shape})
+
+
+def _bind(
+    send: Callable[[Delivery, str, SmsBody, TwilioCredentials, Mapping[str, Any]], NotificationResult],
+    delivery: Delivery,
+    number: str,
+    body: SmsBody,
+    credentials: TwilioCredentials,
+    shape: Mapping[str, Any],
+) -> Callable[[], NotificationResult]:
+    # A closure per recipient (a lambda in the loop would capture the loop variable late).
+    return lambda: send(delivery, number, body, credentials, shape)
