@@ -28,7 +28,7 @@ from local.console import banner
 from local.delivery import Delivery
 from local.functions import FUNCTION_TYPE, LocalFunction
 from local.resources import Provisioner
-from local.settings import Settings, SettingsError, apply_process_environment, check_free
+from local.settings import Settings, SettingsError, apply_process_environment, check_free, template_environment
 from local.template import Template
 
 log = logging.getLogger("local")
@@ -70,7 +70,7 @@ class Stack:
         self.moto.start()
         template = Template.load(
             settings.template,
-            os.environ,
+            template_environment(os.environ),
             stack_name=settings.stack_name,
             region=settings.region,
             account_id=settings.account_id,

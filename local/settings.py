@@ -16,6 +16,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 API_KEY_ID = "local-dev-key-id"
 ADMIN_USER = "local-admin"
 
+# Template parameters whose local value differs from the deployed default (CORRELATOR_PARAM_<Name> wins).
+# Relays may reach this machine over plain http, e.g. another local stack or a test receiver.
+LOCAL_PARAMETERS = {"RelayAllowedHosts": "127.0.0.1"}
+
 # Variables that could point boto3 at a real account or endpoint; the local stack drops them.
 _REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
@@ -108,3 +112,9 @@ def apply_process_environment(settings: Settings, environ: MutableMapping[str, s
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
     )
+
+
+def template_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` with the local parameter values (``LOCAL_PARAMETERS``) it does not set itself."""
+    defaults = {f"CORRELATOR_PARAM_{name}": value for name, value in LOCAL_PARAMETERS.items()}
+    return {**defaults, **environ}

@@ -266,3 +266,12 @@ def test_the_project_template_loads_and_resolves() -> None:
         assert properties["Handler"]
         assert "EVENT_BUS_NAME" in properties["Environment"]["Variables"]
     assert creation_order(loaded.resources)
+
+
+def test_local_parameter_values_apply_unless_the_environment_sets_them() -> None:
+    # GIVEN / WHEN / THEN relays may reach 127.0.0.1 locally, and CORRELATOR_PARAM_<Name> still wins
+    from local.settings import template_environment
+
+    assert template_environment({})["CORRELATOR_PARAM_RelayAllowedHosts"] == "127.0.0.1"
+    overridden = template_environment({"CORRELATOR_PARAM_RelayAllowedHosts": "hooks.internal"})
+    assert overridden["CORRELATOR_PARAM_RelayAllowedHosts"] == "hooks.internal"
