@@ -170,17 +170,19 @@ def test_a_relay_rule_posts_the_event_to_its_url(
     )
     request_key = f"relay_{suffix}"
 
-    # WHEN a matching event is posted
+    # WHEN a non-matching event, then a matching one, are posted
+    post_event(stack, {"type": f"e2e.other.{suffix}", "object": "orders/8"}, request_key)
     event_id = post_event(stack, {"type": event_type, "object": "orders/9"}, request_key)
 
-    # THEN the receiver got the event once, with the chain headers
-    [(headers, body)] = wait_for(lambda: list(received), 20, f"nothing relayed:\n{stack.logs()[-3000:]}")
+    # THEN the action ran exactly once: for the matching event, with the chain headers
+    wait_for(lambda: list(received), 20, f"nothing relayed:\n{stack.logs()[-3000:]}")
+    [(headers, body)] = received
     assert json.loads(body)["id"] == event_id
     assert json.loads(body)["type"] == event_type
     assert headers["X-Event-Id"] == event_id
     assert headers["X-Request-Key"] == request_key
     assert headers["X-Rule-Chain"] == "1"
 
-    # AND the relay's result event (HTTP status 200) is in the event log
-    lines = log_lines_of(stack, request_key, 2)
+    # AND the relay's result event (HTTP status 200) is in the event log, next to both events
+    lines = log_lines_of(stack, request_key, 3)
     assert any('"relay"' in line and '"200"' in line for line in lines), lines
