@@ -16,9 +16,11 @@ from correlator import aws
 from correlator.appender import S3Appender
 from correlator.csvfiles import INVALID_KEY, SKIPPED, UNREADABLE_HEADER, WRITTEN, CsvWriter
 from correlator.internal import counted_emitter
+from correlator.logs import adopt_core_logs
 from correlator.publisher import EventPublisher
 
 logger = Logger()
+adopt_core_logs(logger)
 tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from correlator import aws
 from correlator.delivery import parse_delivery
 from correlator.internal import counted_emitter
+from correlator.logs import adopt_core_logs
 from correlator.mail import EmailAction
 from correlator.notification import OncePerKey
 from correlator.publisher import EventPublisher
@@ -26,6 +27,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 METRIC_NAMES = {"sent": "EmailsSent", "failed": "EmailsFailed"}
 
 logger = Logger()
+adopt_core_logs(logger)
 tracer = Tracer()
 metrics = Metrics()
 

@@ -15,8 +15,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from correlator import aws
 from correlator.appender import S3Appender
 from correlator.eventlog import EventLog, render_log_message
+from correlator.logs import adopt_core_logs
 
 logger = Logger()
+adopt_core_logs(logger)
 tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)

@@ -19,6 +19,7 @@ from correlator.audit import RouteKey, resolve_and_audit
 from correlator.errors import BadRequestError, NotFoundError
 from correlator.eventlog import CURRENT_KEY, CURRENT_NAME, EventLog, LogListing, LogSettings, archive_key
 from correlator.internal import counted_emitter
+from correlator.logs import adopt_core_logs
 from correlator.publisher import EventPublisher
 
 PRESIGNED_URL_SECONDS = 300
@@ -33,6 +34,7 @@ EVENT_TYPES: dict[RouteKey, str] = {
 }
 
 logger = Logger()
+adopt_core_logs(logger)
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)

@@ -22,6 +22,7 @@ from correlator.api import (
     require_json_object,
 )
 from correlator.errors import CorrelatorError, PublishFailedError
+from correlator.logs import adopt_core_logs
 from correlator.publisher import EventPublisher
 from correlator.reception import (
     MAX_BODY_BYTES,
@@ -35,6 +36,7 @@ from correlator.reception import (
 )
 
 logger = Logger()
+adopt_core_logs(logger)
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 publisher = EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"])

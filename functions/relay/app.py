@@ -21,6 +21,7 @@ from botocore.config import Config
 from correlator import aws
 from correlator.delivery import parse_delivery
 from correlator.internal import counted_emitter
+from correlator.logs import adopt_core_logs
 from correlator.publisher import EventPublisher
 from correlator.relay import Relay, RelayRetryLater, SecretReader, idempotency_config, run_once
 from correlator.relay_policy import RelaySettings
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
 logger = Logger()
+adopt_core_logs(logger)
 tracer = Tracer()
 metrics = Metrics()
 settings = RelaySettings.from_env(os.environ)

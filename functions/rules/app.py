@@ -19,6 +19,7 @@ from correlator.audit import RouteKey, resolve_and_audit
 from correlator.errors import ValidationFailedError
 from correlator.event import EventSubmission, stamp_event
 from correlator.internal import counted_emitter
+from correlator.logs import adopt_core_logs
 from correlator.publisher import EventPublisher
 from correlator.relay_policy import RelaySettings, check_relay_rule
 from correlator.rules import RULE_NAME_PATTERN, Rule, RuleView
@@ -34,6 +35,7 @@ EVENT_TYPES: dict[RouteKey, str] = {
 }
 
 logger = Logger()
+adopt_core_logs(logger)
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)

@@ -16,6 +16,7 @@ from correlator.csvfiles import DataFiles
 from correlator.delivery import parse_delivery
 from correlator.idempotency import OncePerKey
 from correlator.internal import counted_emitter
+from correlator.logs import adopt_core_logs
 from correlator.publisher import EventPublisher
 from correlator.scripts import (
     OK,
@@ -27,6 +28,7 @@ from correlator.scripts import (
 )
 
 logger = Logger()
+adopt_core_logs(logger)
 tracer = Tracer()
 metrics = Metrics()
 

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from correlator import aws
 from correlator.delivery import parse_delivery
 from correlator.internal import counted_emitter
+from correlator.logs import adopt_core_logs
 from correlator.notification import OncePerKey
 from correlator.publisher import EventPublisher
 from correlator.sms import SmsAction, TwilioSender
@@ -27,6 +28,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 METRIC_NAMES = {"sent": "SmsSent", "failed": "SmsFailed", "dry-run": "SmsDryRuns"}
 
 logger = Logger()
+adopt_core_logs(logger)
 tracer = Tracer()
 metrics = Metrics()
 

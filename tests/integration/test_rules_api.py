@@ -802,9 +802,9 @@ def test_a_periodic_timer_rule_gets_a_rate_schedule(api: RulesApi, minutes: str,
     }
 
 
-def test_a_oneshot_timer_rule_gets_an_at_schedule(api: RulesApi) -> None:
-    # GIVEN 1795359159778 ms = 2026-11-22T14:52:39.778Z
-    rule = timer_rule("once", "timer.oneshot", "1795359159778")
+def test_a_oneshot_timer_rule_gets_an_at_schedule_that_deletes_itself(api: RulesApi) -> None:
+    # GIVEN 4102444799778 ms = 2099-12-31T23:59:59.778Z
+    rule = timer_rule("once", "timer.oneshot", "4102444799778")
 
     # WHEN
     response = api.create(rule)
@@ -812,10 +812,24 @@ def test_a_oneshot_timer_rule_gets_an_at_schedule(api: RulesApi) -> None:
     # THEN
     assert response.status == 201, response.body
     schedule = api.schedule("once")
-    assert schedule["ScheduleExpression"] == "at(2026-11-22T14:52:39)"
+    assert schedule["ScheduleExpression"] == "at(2099-12-31T23:59:59)"
     assert schedule["ScheduleExpressionTimezone"] == "UTC"
+    assert schedule["ActionAfterCompletion"] == "DELETE"
     assert schedule["Target"]["EventBridgeParameters"]["DetailType"] == "timer.oneshot"
-    assert json.loads(schedule["Target"]["Input"])["object"] == "1795359159778"
+    assert json.loads(schedule["Target"]["Input"])["object"] == "4102444799778"
+
+
+def test_a_oneshot_timer_in_the_past_is_refused_and_nothing_is_left(api: RulesApi) -> None:
+    # GIVEN 1000 ms after the epoch
+    rule = timer_rule("too-late", "timer.oneshot", "1000")
+
+    # WHEN
+    response = api.create(rule)
+
+    # THEN 422 naming match.object, and neither a rule nor a schedule was left behind
+    assert [detail["field"] for detail in assert_error(response, 422, "validation_error")] == ["match.object"]
+    assert "too-late" not in api.rule_names()
+    assert api.schedule_names() == []
 
 
 def test_what_a_schedule_puts_on_the_bus_fires_its_rule(api: RulesApi) -> None:
@@ -893,10 +907,10 @@ def test_updating_a_timer_rule_updates_or_removes_its_schedule(api: RulesApi) ->
     assert api.schedule_names() == []
 
     # WHEN it becomes a timer rule again
-    assert api.update("tick", timer_rule("tick", "timer.oneshot", "1795359159778")).status == 200
+    assert api.update("tick", timer_rule("tick", "timer.oneshot", "4102444799778")).status == 200
 
     # THEN
-    assert api.schedule("tick")["ScheduleExpression"] == "at(2026-11-22T14:52:39)"
+    assert api.schedule("tick")["ScheduleExpression"] == "at(2099-12-31T23:59:59)"
 
 
 # ---- dry run ----

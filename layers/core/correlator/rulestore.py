@@ -199,6 +199,11 @@ class RuleStore:
         value = int(rule.match.object or "0")
         if timer == TIMER_ONESHOT:
             at = datetime.fromtimestamp(value / 1000, UTC)
+            if at <= datetime.now(UTC):
+                raise ValidationFailedError(
+                    "a timer.oneshot rule must fire in the future",
+                    [{"field": "match.object", "message": f"{at.isoformat()} is not in the future"}],
+                )
             expression = f"at({at.strftime('%Y-%m-%dT%H:%M:%S')})"
         else:
             expression = f"rate({value} minute{'s' if value > 1 else ''})"
@@ -223,6 +228,8 @@ class RuleStore:
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "State": "ENABLED" if rule.enabled else "DISABLED",
             "Description": rule.description,
+            # A one-shot schedule removes itself once fired; the rule stays until deleted.
+            "ActionAfterCompletion": "DELETE" if timer == TIMER_ONESHOT else "NONE",
             "Target": {
                 "Arn": self._timers.bus_arn,
                 "RoleArn": self._timers.role_arn,
