@@ -166,3 +166,22 @@ def wait_for(check: Callable[[], Any], timeout: float, message: str) -> Any:
         if time.monotonic() > deadline:
             pytest.fail(message)
         time.sleep(0.1)
+
+
+ADMIN_KEY = {"x-api-key": "local-admin-key"}
+
+
+@pytest.fixture
+def rules(stack: LocalStack) -> Iterator[list[str]]:
+    """Names of the rules a test creates through the API; deleted afterwards (the stack is shared)."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        stack.request("DELETE", f"/rules/{name}", headers=ADMIN_KEY)
+
+
+def create_rule(stack: LocalStack, rules: list[str], rule: dict[str, Any]) -> None:
+    """Create ``rule`` through the rules API (201), remembering it for deletion."""
+    response = stack.request("POST", "/rules", json.dumps(rule), {"content-type": "application/json", **ADMIN_KEY})
+    assert response.status == 201, response.body
+    rules.append(rule["name"])

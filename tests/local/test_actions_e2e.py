@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.local.conftest import LocalStack, wait_for
+from tests.local.conftest import LocalStack, create_rule, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -24,21 +24,6 @@ DEV_KEY = {"x-api-key": "local-dev-key"}
 ADMIN_KEY = {"x-api-key": "local-admin-key"}
 JSON = {"content-type": "application/json"}
 BATCH_WAIT_SECONDS = 30  # the queue-fed writers batch for a few seconds first
-
-
-@pytest.fixture
-def rules(stack: LocalStack) -> Iterator[list[str]]:
-    """Names of the rules a test creates; deleted afterwards (the stack is shared by the session)."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        stack.request("DELETE", f"/rules/{name}", headers=ADMIN_KEY)
-
-
-def create_rule(stack: LocalStack, rules: list[str], rule: dict[str, Any]) -> None:
-    response = stack.request("POST", "/rules", json.dumps(rule), {**JSON, **ADMIN_KEY})
-    assert response.status == 201, response.body
-    rules.append(rule["name"])
 
 
 def post_event(stack: LocalStack, event: dict[str, Any], request_key: str) -> str:

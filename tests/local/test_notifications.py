@@ -10,14 +10,13 @@ import json
 import os
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from local.template import load_yaml
-from tests.local.conftest import REPO_ROOT, LocalStack, wait_for
+from tests.local.conftest import REPO_ROOT, LocalStack, create_rule, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -41,21 +40,6 @@ def notifying_stack(request: pytest.FixtureRequest) -> LocalStack:
         pytest.skip(f"template.yaml lacks {', '.join(sorted(missing))} (issue 5)")
     stack: LocalStack = request.getfixturevalue("stack")
     return stack
-
-
-@pytest.fixture
-def rules(notifying_stack: LocalStack) -> Iterator[list[str]]:
-    """Names of the rules a test creates; deleted afterwards (the stack is shared by the session)."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        notifying_stack.request("DELETE", f"/rules/{name}", headers=ADMIN_KEY)
-
-
-def create_rule(stack: LocalStack, rules: list[str], rule: dict[str, Any]) -> None:
-    response = stack.request("POST", "/rules", json.dumps(rule), {**JSON, **ADMIN_KEY})
-    assert response.status == 201, response.body
-    rules.append(rule["name"])
 
 
 def outbox(stack: LocalStack) -> list[dict[str, Any]]:
