@@ -9,11 +9,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
-from correlator.api import register_error_handlers, require_json_object
+from correlator.api import register_error_handlers
 from correlator.appender import S3Appender
 from correlator.audit import RouteKey, resolve_and_audit
 from correlator.errors import BadRequestError, NotFoundError
@@ -40,13 +39,7 @@ metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 
 
-def _require_object_body(event: APIGatewayProxyEvent) -> None:
-    # Powertools would take the first item of a JSON array as the body, and call an empty one a missing field.
-    if event.http_method == "PUT":
-        require_json_object(event)
-
-
-register_error_handlers(app, request_guard=_require_object_body)
+register_error_handlers(app)
 event_log = EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"]))
 
 
@@ -118,7 +111,6 @@ def get_settings() -> LogSettings:
 
 @app.put("/logs/settings", summary="Replace the rotation settings (the writer applies them on its next batch)")
 def put_settings(settings: Annotated[LogSettings, Body()]) -> LogSettings:
-    _require_object_body(app.current_event)
     event_log.save_settings(settings)
     # Fewer generations take effect now, not at the next rotation.
     pruned = event_log.prune(settings.generations)

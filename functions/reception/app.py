@@ -10,7 +10,6 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
@@ -18,8 +17,6 @@ from correlator.api import (
     caller_from,
     json_body_or_none,
     register_error_handlers,
-    require_json_body,
-    require_json_object,
 )
 from correlator.errors import CorrelatorError, PublishFailedError
 from correlator.logs import adopt_core_logs
@@ -52,12 +49,7 @@ def _count_rejected(error: CorrelatorError) -> None:
     logger.info("request rejected", status=error.status, code=error.code, events=rejected)
 
 
-def _guard_request(event: APIGatewayProxyEvent) -> None:
-    require_json_body(event, MAX_BODY_BYTES)
-    require_json_object(event)
-
-
-register_error_handlers(app, request_guard=_guard_request, locate=locate, on_error=_count_rejected)
+register_error_handlers(app, max_body_bytes=MAX_BODY_BYTES, locate=locate, on_error=_count_rejected)
 
 
 @app.post(
@@ -73,7 +65,6 @@ register_error_handlers(app, request_guard=_guard_request, locate=locate, on_err
     },
 )
 def post_events(submission: Annotated[Submission, Body()]) -> ReceptionResponse:
-    _guard_request(app.current_event)
     caller = caller_from(app.current_event)
     events = stamp_submissions(submissions_of(submission), caller, publisher.bus_name)
     try:

@@ -9,12 +9,11 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from correlator import aws
-from correlator.api import caller_from, register_error_handlers, require_json_object
+from correlator.api import caller_from, register_error_handlers
 from correlator.audit import RouteKey, resolve_and_audit
 from correlator.errors import ValidationFailedError
 from correlator.event import EventSubmission, stamp_event
@@ -41,13 +40,7 @@ metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 
 
-def _require_object_body(event: APIGatewayProxyEvent) -> None:
-    # Powertools' validation would take the first rule of a JSON array (silently dropping the rest): 400 instead.
-    if event.http_method in ("POST", "PUT"):
-        require_json_object(event)
-
-
-register_error_handlers(app, request_guard=_require_object_body)
+register_error_handlers(app)
 store = RuleStore(
     aws.client("events"),
     deployment_from_env(os.environ),
@@ -91,7 +84,6 @@ class TestResult(BaseModel):
     },
 )
 def create_rule(rule: Annotated[Rule, Body()]) -> Response[RuleView]:
-    _require_object_body(app.current_event)
     check_relay_rule(rule, relay_settings)  # relay URLs pass the SSRF guard (resolved now, again at send time)
     created = store.create(rule)
     logger.info("rule created", rule=rule.name, action=rule.action)
@@ -129,7 +121,6 @@ def get_rule(name: RuleName) -> RuleView:
     },
 )
 def replace_rule(name: RuleName, rule: Annotated[Rule, Body()]) -> RuleView:
-    _require_object_body(app.current_event)
     if rule.name != name:
         raise ValidationFailedError(
             "the body's name must be the rule's name", [{"field": "name", "message": f"expected {name!r}"}]
@@ -161,7 +152,6 @@ def delete_rule(name: RuleName) -> Response[None]:
     responses={200: {"description": "Whether the rule matches"}, 404: {"description": "No such rule"}},
 )
 def test_rule(name: RuleName, event: Annotated[TestEvent, Body()]) -> TestResult:
-    _require_object_body(app.current_event)
     caller = caller_from(app.current_event)
     fields = event.model_dump(exclude={"external", "subject", "hops"}, by_alias=True)
     stamped = stamp_event(

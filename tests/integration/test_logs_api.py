@@ -288,6 +288,24 @@ def test_get_settings_defaults(call, s3, bus_probe):
     assert_audited(bus_probe, "log.settings.get", "/logs/settings", 200)
 
 
+def test_requests_without_a_body_skip_the_body_check(call, s3, bus_probe):
+    # GIVEN a GET that declares a non-JSON content type (a browser or curl default)
+    sample = with_headers(request("get-settings"), Content_Type="text/plain")
+
+    # WHEN / THEN it is answered: only POST/PUT/PATCH bodies must be JSON objects
+    assert call(sample).status == 200
+
+
+def test_a_non_json_settings_body_is_refused_with_415(call, s3, bus_probe):
+    # GIVEN / WHEN
+    response = call(with_headers(request("put-settings"), Content_Type="text/plain"))
+
+    # THEN
+    assert (response.status, response.json()["code"]) == (415, "unsupported_media_type")
+    with pytest.raises(s3.exceptions.NoSuchKey):
+        s3.get_object(Bucket=LOG_BUCKET, Key=SETTINGS_KEY)
+
+
 def test_put_settings_persists_them(call, s3, bus_probe):
     # WHEN saving the sample's settings
     response = call(request("put-settings"))

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -39,6 +40,8 @@ from correlator.event import (
 REQUEST_KEY_HEADERS = ("X-Request-Key", "X-Personium-RequestKey")
 RULE_CHAIN_HEADER = "X-Rule-Chain"
 VIA_HEADER = "X-Via"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # admin bodies (rules, settings) are small
 # Pydantic error types that mean "the body is not a JSON object" rather than a bad field.
 _NOT_AN_OBJECT = frozenset({"model_type", "model_attributes_type", "dict_type", "union_tag_not_found"})
 
@@ -151,6 +154,13 @@ def require_json_object(event: APIGatewayProxyEvent) -> None:
         raise BadRequestError("request body must be a JSON object")
 
 
+def check_json_request(event: APIGatewayProxyEvent, max_bytes: int) -> None:
+    """For a request that carries a body: JSON media type (415), at most ``max_bytes`` (413), an object (400)."""
+    if event.http_method in BODY_METHODS:
+        require_json_body(event, max_bytes)
+        require_json_object(event)
+
+
 def validation_error(
     errors: Sequence[Any], locate: Callable[[tuple[Any, ...]], dict[str, Any]] | None = None
 ) -> CorrelatorError:
@@ -171,15 +181,23 @@ def validation_error(
 def register_error_handlers(
     app: APIGatewayRestResolver,
     *,
-    request_guard: Callable[[APIGatewayProxyEvent], None] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     locate: Callable[[tuple[Any, ...]], dict[str, Any]] | None = None,
     on_error: Callable[[CorrelatorError], None] | None = None,
 ) -> None:
-    """Install the exception handlers that turn errors into the API's JSON error bodies.
+    """Install the request body check and the handlers that turn errors into the API's JSON error bodies.
 
-    ``request_guard`` runs before validation errors are reported, so a body of the wrong
-    media type or size is refused as such (415/413) rather than as a schema violation.
+    Every request with a body goes through ``check_json_request``: before validation errors are
+    reported (a body of the wrong media type or size is refused as such, 415/413, not as a schema
+    violation), and before every route (Powertools' validation lets a JSON array through as its
+    first item).
     """
+
+    def check_body(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        check_json_request(app.current_event, max_body_bytes)
+        return next_middleware(app)
+
+    app.use([check_body])
 
     def respond(error: CorrelatorError) -> Response[dict[str, Any]]:
         if on_error is not None:
@@ -192,11 +210,10 @@ def register_error_handlers(
 
     @app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
     def _validation_error(error: RequestValidationError | RequestUnsupportedContentType) -> Response[dict[str, Any]]:
-        if request_guard is not None:
-            try:
-                request_guard(app.current_event)
-            except CorrelatorError as guarded:
-                return respond(guarded)
+        try:
+            check_json_request(app.current_event, max_body_bytes)
+        except CorrelatorError as refused:
+            return respond(refused)
         return respond(validation_error(error.errors(), locate))
 
     @app.not_found
