@@ -74,8 +74,13 @@ def bus_probe(aws: None) -> BusProbe:
 @pytest.fixture
 def reception(aws: None) -> ModuleType:
     """``functions.reception.app`` imported afresh inside moto (it builds its boto3 client at import)."""
-    module = sys.modules.get(RECEPTION_MODULE)
-    return importlib.import_module(RECEPTION_MODULE) if module is None else importlib.reload(module)
+    return fresh_import(RECEPTION_MODULE)
+
+
+def fresh_import(name: str) -> ModuleType:
+    """Import a function module anew, so that the clients it builds at import point at the running moto."""
+    module = sys.modules.get(name)
+    return importlib.import_module(name) if module is None else importlib.reload(module)
 
 
 @pytest.fixture

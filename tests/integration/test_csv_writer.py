@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
-import sys
 import threading
 from collections import Counter
 from types import ModuleType
@@ -21,6 +19,7 @@ from correlator.csvfiles import CONTENT_TYPE, CsvWriter
 from correlator.internal import InternalEventEmitter
 from correlator.publisher import PublishOutcome
 from local import moto_compat
+from tests.conftest import fresh_import
 from tests.probe import BusProbe
 from tests.s3_doubles import S3Spy, fail_with, s3_client
 from tests.samples import load_event
@@ -44,8 +43,7 @@ def s3(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture
 def writer(s3: Any, bus_probe: BusProbe) -> ModuleType:
     """``functions.csv_writer.app`` imported afresh inside moto (it builds its clients at import)."""
-    module = sys.modules.get(WRITER_MODULE)
-    return importlib.import_module(WRITER_MODULE) if module is None else importlib.reload(module)
+    return fresh_import(WRITER_MODULE)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -13,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from tests.conftest import fresh_import
 from tests.notification_doubles import (
     IDEMPOTENCY_TABLE,
     SENDER,
@@ -35,8 +34,7 @@ def email_app(bus_probe: BusProbe, monkeypatch: pytest.MonkeyPatch) -> ModuleTyp
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE)
     monkeypatch.setenv("SENDER_EMAIL", SENDER)
     create_idempotency_table()
-    module = sys.modules.get(EMAIL_MODULE)
-    return importlib.import_module(EMAIL_MODULE) if module is None else importlib.reload(module)
+    return fresh_import(EMAIL_MODULE)
 
 
 @pytest.fixture

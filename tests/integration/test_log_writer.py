@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import gzip
-import importlib
 import json
-import sys
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +15,7 @@ from botocore.exceptions import ClientError
 from correlator.appender import MIN_PART_BYTES
 from correlator.eventlog import ARCHIVE_PREFIX, CURRENT_KEY, LogSettings
 from local import moto_compat
+from tests.conftest import fresh_import
 from tests.s3_doubles import S3Spy, fail_with, s3_client
 from tests.samples import load_event
 
@@ -45,8 +44,7 @@ def s3(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture
 def writer(s3: Any) -> ModuleType:
     """``functions.log_writer.app`` imported afresh inside moto (it builds its S3 client at import)."""
-    module = sys.modules.get(WRITER_MODULE)
-    return importlib.import_module(WRITER_MODULE) if module is None else importlib.reload(module)
+    return fresh_import(WRITER_MODULE)
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import gzip
-import importlib
 import json
-import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -16,6 +14,7 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator.eventlog import ARCHIVE_PREFIX, CURRENT_KEY, SETTINGS_KEY
+from tests.conftest import fresh_import
 from tests.probe import BUS_NAME, REGION, BusProbe
 from tests.s3_doubles import all_objects, s3_client
 from tests.samples import load_event, with_headers
@@ -69,8 +68,7 @@ def s3(bus_probe: BusProbe, monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture
 def logs(s3: Any) -> ModuleType:
     """``functions.logs.app`` imported afresh inside moto (it builds its clients at import)."""
-    module = sys.modules.get(LOGS_MODULE)
-    return importlib.import_module(LOGS_MODULE) if module is None else importlib.reload(module)
+    return fresh_import(LOGS_MODULE)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -12,6 +10,7 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator.relay import RelayRetryLater
+from tests.conftest import fresh_import
 from tests.integration.relay_fixtures import SELF_URL, TABLE, create_backing_resources, signature_of
 from tests.probe import REGION, BusProbe, create_bus_probe
 from tests.relay_doubles import RecordingServer, Reply, running
@@ -50,8 +49,7 @@ def relay(bus_probe: BusProbe, server: RecordingServer, monkeypatch: pytest.Monk
     monkeypatch.setenv("RELAY_SECRET_PREFIX", "correlator/relay/")
     monkeypatch.setenv("CORRELATOR_URL", SELF_URL)
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", TABLE)
-    module = sys.modules.get(RELAY_MODULE)
-    return importlib.import_module(RELAY_MODULE) if module is None else importlib.reload(module)
+    return fresh_import(RELAY_MODULE)
 
 
 def sample(name: str, **config: str) -> dict[str, object]:

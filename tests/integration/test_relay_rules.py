@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import socket
-import sys
 from types import ModuleType
 from typing import Any
 
@@ -14,6 +12,7 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from local import moto_compat
+from tests.conftest import fresh_import
 from tests.integration.rules_fixtures import (
     BUS_ARN,
     SCHEDULE_GROUP,
@@ -61,8 +60,7 @@ def rules(
         return real_getaddrinfo(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
-    module = sys.modules.get(RULES_MODULE)
-    module = importlib.import_module(RULES_MODULE) if module is None else importlib.reload(module)
+    module = fresh_import(RULES_MODULE)
     return module, lambda_context
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import importlib
 import json
-import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -20,6 +18,7 @@ from correlator.delivery import parse_delivery
 from correlator.event import new_event_id
 from correlator.rules import Rule
 from local import moto_compat
+from tests.conftest import fresh_import
 from tests.integration.rules_fixtures import (
     BUS_ARN,
     SCHEDULE_GROUP,
@@ -202,8 +201,7 @@ def api(bus_probe: BusProbe, lambda_context: LambdaContext, monkeypatch: pytest.
     monkeypatch.setenv("SCHEDULE_GROUP_NAME", SCHEDULE_GROUP)
     monkeypatch.setenv("SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN)
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
-    module = sys.modules.get(RULES_MODULE)
-    module = importlib.import_module(RULES_MODULE) if module is None else importlib.reload(module)
+    module = fresh_import(RULES_MODULE)
     events = boto3.client("events", region_name=REGION)
     assert events.describe_event_bus(Name=BUS_NAME)["Arn"] == BUS_ARN
     return RulesApi(module, lambda_context, targets, bus_probe, events, scheduler)

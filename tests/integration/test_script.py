@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import sys
@@ -21,6 +20,7 @@ from botocore.stub import Stubber
 from correlator.rules import Rule
 from correlator.scripts import ScriptFailedError, ScriptRegistry, load_script_package
 from local import moto_compat
+from tests.conftest import fresh_import
 from tests.probe import REGION, BusProbe
 from tests.samples import load_event
 
@@ -65,8 +65,7 @@ def stack(aws: None, bus_probe: BusProbe, monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.fixture
 def app(stack: None) -> ModuleType:
     """``functions.script.app`` imported afresh inside moto (it builds its clients at import)."""
-    module = sys.modules.get(SCRIPT_MODULE)
-    return importlib.import_module(SCRIPT_MODULE) if module is None else importlib.reload(module)
+    return fresh_import(SCRIPT_MODULE)
 
 
 @pytest.fixture

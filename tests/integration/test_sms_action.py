@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +21,7 @@ from correlator.notification import NotificationResult, OncePerKey
 from correlator.publisher import EventPublisher
 from correlator.sms import SmsAction, SmsConfigurationError, TwilioSender
 from correlator.templating import TemplateRenderer
+from tests.conftest import fresh_import
 from tests.notification_doubles import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -362,8 +361,7 @@ def sms_app(bus_probe: BusProbe, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE)
     monkeypatch.setenv("TWILIO_SECRET_NAME", "")
     create_idempotency_table()
-    module = sys.modules.get(SMS_MODULE)
-    return importlib.import_module(SMS_MODULE) if module is None else importlib.reload(module)
+    return fresh_import(SMS_MODULE)
 
 
 def log_lines(app: ModuleType, caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
