@@ -13,10 +13,11 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from correlator.compiler import EVENT_PLACEHOLDER
+from correlator.compiler import EVENT_PLACEHOLDER, Deployment
 from correlator.delivery import parse_delivery
-from correlator.event import new_event_id
+from correlator.event import EventSubmission, new_event_id, stamp_event
 from correlator.rules import Rule
+from correlator.rulestore import RuleStore, TimerSettings
 from local import moto_compat
 from tests.conftest import fresh_import
 from tests.integration.rules_fixtures import (
@@ -925,6 +926,39 @@ def test_dry_run_with_a_matching_event(created: RulesApi) -> None:
     assert (response.status, response.body) == (200, {"matches": True})
     assert created.audit() == [audited("rule.test", f"/rules/{SAMPLE_NAME}/test", 200)]
     assert created.targets.log_queue.drain() == []
+
+
+def test_dry_run_tests_an_event_of_this_account_and_region(aws: None) -> None:
+    # GIVEN a store in eu-west-1 whose bus ARN names account 210987654321, with one rule, recording what is tested
+    events = boto3.client("events", region_name="eu-west-1")
+    events.create_event_bus(Name="elsewhere")
+    bus_arn = "arn:aws:events:eu-west-1:210987654321:event-bus/elsewhere"
+    deployment = Deployment(
+        "elsewhere", 3, {"log": "arn:aws:sqs:eu-west-1:210987654321:log"}, "arn:aws:sqs:eu-west-1:210987654321:dlq"
+    )
+    store = RuleStore(
+        events, deployment, timers=TimerSettings("elsewhere", "arn:aws:iam::210987654321:role/t", bus_arn)
+    )
+    store.create(Rule.model_validate({"name": "all-orders", "action": "log", "match": {"type": "order."}}))
+    tested: list[dict[str, Any]] = []
+    original = events.test_event_pattern
+
+    def record(**kwargs: Any) -> Any:
+        tested.append(json.loads(kwargs["Event"]))
+        return original(**kwargs)
+
+    events.test_event_pattern = record
+    event = stamp_event(
+        EventSubmission.model_validate({"type": "order.created"}), external=True, subject=None, request_key="k"
+    )
+
+    # WHEN
+    matches = store.test("all-orders", event)
+
+    # THEN the candidate event is the stack's own: the bus ARN's account, the client's region
+    assert matches is True
+    [candidate] = tested
+    assert (candidate["account"], candidate["region"]) == ("210987654321", "eu-west-1")
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,6 @@ import re
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from botocore.exceptions import ClientError
@@ -240,7 +239,7 @@ class EventLog:
                 return None
             raise
         size = int(head.get("Metadata", {}).get(UNCOMPRESSED_SIZE_META, head["ContentLength"]))
-        return LogFile(name=name, size=size, last_modified=_iso(head["LastModified"]))
+        return LogFile(name=name, size=size, last_modified=format_time(head["LastModified"]))
 
     def exists(self, key: str) -> bool:
         return self._describe(key, "") is not None
@@ -258,10 +257,6 @@ class EventLog:
             return False
         self.s3.delete_object(Bucket=self.bucket, Key=key)
         return True
-
-
-def _iso(value: datetime) -> str:
-    return format_time(value)
 
 
 def _gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:

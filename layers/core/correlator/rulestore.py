@@ -65,6 +65,8 @@ class RuleStore:
         self._deployment = deployment
         self._scheduler = scheduler
         self._timers = timers
+        # TestEventPattern wants an event from this account: the bus ARN names it.
+        self._account = timers.bus_arn.split(":")[4] if timers else "123456789012"
 
     # -- reading ----------------------------------------------------------------------------
     def get(self, name: str) -> RuleView:
@@ -264,9 +266,9 @@ class RuleStore:
             "id": event.id,
             "detail-type": event.type,
             "source": SOURCE_EXTERNAL if event.external else SOURCE_INTERNAL,
-            "account": "123456789012",
+            "account": self._account,
             "time": format_time(event.time).replace(".000Z", "Z"),
-            "region": "us-east-1",
+            "region": self._events.meta.region_name,
             "resources": [],
             "detail": event.to_detail(),
         }
