@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from correlator.envelope import MAX_ENTRIES_PER_CALL, MAX_ENTRY_BYTES, MAX_REQUEST_BYTES, entry_size
 from correlator.event import Event, EventSubmission, stamp_event
-from correlator.publisher import ENTRY_TOO_LARGE, EventPublisher, PublishOutcome, chunk_entries
+from correlator.publisher import ENTRY_TOO_LARGE, EventPublisher, PublishOutcome, chunk_sizes
 
 BUS = "correlator-test"
 NOW = datetime(2026, 11, 22, 14, 52, 39, 778_000, tzinfo=UTC)
@@ -347,7 +347,7 @@ def test_chunks_keep_order_and_never_exceed_10_entries_or_256_kb(detail_sizes: l
     sizes = [entry_size(entry) for entry in entries]
 
     # WHEN
-    chunks = chunk_entries(entries)
+    chunks = chunk_sizes(sizes)
 
     # THEN every entry once, in order, in calls within both limits
     assert [index for chunk in chunks for index in chunk] == list(range(len(entries)))

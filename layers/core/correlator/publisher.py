@@ -15,7 +15,6 @@ from correlator.envelope import (
     MAX_ENTRY_BYTES,
     MAX_REQUEST_BYTES,
     Envelope,
-    entry_size,
     wrap,
 )
 from correlator.event import Event
@@ -42,13 +41,6 @@ class PublishOutcome:
     @property
     def accepted(self) -> bool:
         return self.status == "accepted"
-
-
-def chunk_entries(
-    entries: Sequence[PutEventsRequestEntryTypeDef],
-) -> list[list[int]]:
-    """Group entry indexes into PutEvents calls of at most 10 entries and 256 KB each."""
-    return chunk_sizes([entry_size(entry) for entry in entries])
 
 
 def chunk_sizes(sizes: Sequence[int]) -> list[list[int]]:
