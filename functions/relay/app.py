@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from correlator import aws
 from correlator.delivery import parse_delivery
+from correlator.idempotency import OncePerKey
 from correlator.internal import counted_emitter
 from correlator.logs import adopt_core_logs
 from correlator.publisher import EventPublisher
-from correlator.relay import Relay, RelayRetryLater, SecretReader, idempotency_config, run_once
+from correlator.relay import IDEMPOTENCY_KEY_PREFIX, Relay, RelayRetryLater, SecretReader, run_once
 from correlator.relay_policy import RelaySettings
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def _events_in(region: str) -> EventBridgeClient:
     return client
 
 
-idempotency = idempotency_config()
+once = OncePerKey(os.environ["IDEMPOTENCY_TABLE_NAME"], key_prefix=IDEMPOTENCY_KEY_PREFIX)
 relay_once = run_once(
     Relay(
         settings,
@@ -54,8 +54,7 @@ relay_once = run_once(
         secrets=SecretReader(SecretsProvider(boto3_client=aws.client("secretsmanager")), settings.secret_prefix),
         events_client_for=_events_in,
     ),
-    DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"], boto3_client=aws.client("dynamodb")),
-    idempotency,
+    once,
 )
 
 
@@ -63,7 +62,7 @@ relay_once = run_once(
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    idempotency.register_lambda_context(context)
+    once.register_lambda_context(context)
     delivery = parse_delivery(event)
     logger.append_keys(rule=delivery.rule.name, action=delivery.action, event_id=delivery.event.id)
     try:

@@ -12,22 +12,22 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator.compiler import Deployment, compile_rule
 from correlator.delivery import Delivery, parse_delivery
 from correlator.event import new_event_id
+from correlator.idempotency import OncePerKey
 from correlator.internal import InternalEventEmitter
 from correlator.publisher import EventPublisher
 from correlator.relay import (
+    IDEMPOTENCY_KEY_PREFIX,
     PinnedHttpClient,
     Relay,
     RelayRetryLater,
     RelaySender,
     SecretReader,
-    idempotency_config,
     run_once,
 )
 from correlator.relay_policy import RelaySettings
@@ -100,10 +100,9 @@ def build_stack(
             settings.allowed_hosts, client=PinnedHttpClient(ca_certs=ca_certs), resolve=resolve, sleep=clock.sleep
         ),
     )
-    persistence = DynamoDBPersistenceLayer(table_name=TABLE, boto3_client=boto3.client("dynamodb", region_name=REGION))
-    config = idempotency_config()
-    config.register_lambda_context(clock)  # type: ignore[arg-type]  # the part of a LambdaContext it reads
-    return RelayStack(run_once(relay, persistence, config), clock, probe)
+    once = OncePerKey(TABLE, key_prefix=IDEMPOTENCY_KEY_PREFIX, client=boto3.client("dynamodb", region_name=REGION))
+    once.register_lambda_context(clock)  # the part of a LambdaContext it reads
+    return RelayStack(run_once(relay, once), clock, probe)
 
 
 @pytest.fixture

@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import urllib3
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import ClientError
@@ -36,6 +34,7 @@ from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
 from correlator.delivery import Delivery, emit_result
 from correlator.event import Event, EventSubmission, Level
+from correlator.idempotency import OncePerKey
 from correlator.internal import InternalEventEmitter
 from correlator.publisher import RETRYABLE_ERROR_CODES, EventPublisher
 from correlator.relay_policy import (
@@ -66,7 +65,6 @@ BASE_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 8.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 IDEMPOTENCY_KEY_PREFIX = "relay"
-IDEMPOTENCY_EXPIRY_S = 48 * 3600  # beyond EventBridge's 24 h retry window and Lambda's 6 h event age
 _RETRYABLE_BUS_ERRORS = RETRYABLE_ERROR_CODES | {
     "ServiceUnavailable",
     "EndpointConnectionError",
@@ -487,33 +485,16 @@ class Relay:
         return RelayResult(delivery.action, bus_arn, code, "failed" if retryable else "rejected", retryable, payload)
 
 
-def run_once(
-    relay: Relay, persistence: BasePersistenceLayer, config: IdempotencyConfig
-) -> Callable[[Delivery, Remaining], dict[str, Any]]:
-    """``relay.run`` made idempotent on (rule name, event id) with Powertools idempotency.
+def run_once(relay: Relay, once: OncePerKey) -> Callable[[Delivery, Remaining], dict[str, Any]]:
+    """``relay.run`` made idempotent on (rule name, event id).
 
     A completed relay (delivered, or refused for good) is recorded, so a re-delivery returns the
     recorded result without sending again or emitting a second result event. A raised
-    ``RelayRetryLater`` (or any error) deletes the in-progress record, so Lambda's retry sends again.
+    ``RelayRetryLater`` (or any error) records nothing, so Lambda's retry sends again.
     """
 
-    @idempotent_function(
-        data_keyword_argument="key",
-        persistence_store=persistence,
-        config=config,
-        key_prefix=IDEMPOTENCY_KEY_PREFIX,
-    )
-    def relay_once(*, key: dict[str, str], delivery: Delivery, remaining: Remaining) -> dict[str, Any]:
-        return relay.run(delivery, remaining)
-
     def run(delivery: Delivery, remaining: Remaining) -> dict[str, Any]:
-        key = {"delivery": delivery.idempotency_key}  # (rule name, event id)
-        result: dict[str, Any] = relay_once(key=key, delivery=delivery, remaining=remaining)
+        result, _ = once.run({"delivery": delivery.idempotency_key}, lambda: relay.run(delivery, remaining))
         return result
 
     return run
-
-
-def idempotency_config() -> IdempotencyConfig:
-    """The idempotency settings of the relay function (records kept 48 h)."""
-    return IdempotencyConfig(expires_after_seconds=IDEMPOTENCY_EXPIRY_S, raise_on_no_idempotency_key=True)
