@@ -1092,3 +1092,21 @@ def test_a_replace_whose_target_cannot_be_put_restores_the_previous_pattern(
     # THEN the rule keeps its previous pattern (no new pattern on the old target), and the failure was audited
     assert created.describe(SAMPLE_NAME)["EventPattern"] == before["EventPattern"]
     assert created.audit() == [audited("rule.update", f"/rules/{SAMPLE_NAME}", 500)]
+
+
+def test_a_full_bus_refuses_a_new_rule_with_409_and_leaves_nothing(
+    api: RulesApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN EventBridge refusing a new rule: the bus's rule quota (300 by default) is reached
+    def refuse(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "quota"}}, "PutRule")
+
+    monkeypatch.setattr(api.module.store._events, "put_rule", refuse)
+
+    # WHEN
+    response = api.create()
+
+    # THEN 409 with the API's error body, nothing on the bus, and the failure audited
+    assert_error(response, 409, "conflict")
+    assert SAMPLE_NAME not in api.rule_names()
+    assert api.audit() == [audited("rule.create", "/rules", 409)]
