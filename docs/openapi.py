@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema, models_json_schema
 
 import correlator
 from correlator.errors import PublishFailedError
+from local.template import load_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "docs" / "openapi.json"
@@ -128,25 +128,9 @@ class RouteAuth:
     schemes: tuple[str, ...]
 
 
-class _TemplateLoader(yaml.SafeLoader):
-    """YAML loader that keeps CloudFormation short-form tags (``!Ref``, ``!Sub``...) as plain values."""
-
-
-def _construct_tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
-
-
-_TemplateLoader.add_multi_constructor("!", _construct_tagged)
-
-
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     """``template.yaml`` as a dict (intrinsic functions left unresolved)."""
-    loaded: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_TemplateLoader)  # noqa: S506
-    return loaded
+    return load_yaml(path.read_text(encoding="utf-8"))
 
 
 def route_auth(template: Mapping[str, Any]) -> dict[tuple[str, str], RouteAuth]:

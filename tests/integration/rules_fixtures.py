@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import yaml
 
 from correlator.compiler import Deployment
+from local.template import load_yaml
 from tests.probe import BUS_NAME, REGION
 
 ACCOUNT = "123456789012"
@@ -79,28 +79,9 @@ def create_rule_targets() -> RuleTargets:
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags (``!Ref``, ``!GetAtt``...) read as ``{"Fn::<tag>": value}``."""
-
-
-def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        assert isinstance(node, yaml.MappingNode)
-        value = loader.construct_mapping(node, deep=True)
-    return {f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
 def template_resource(logical_id: str) -> dict[str, Any]:
     """The ``Properties`` of one resource of template.yaml."""
-    loaded: dict[str, Any] = yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)
+    loaded = load_yaml(TEMPLATE.read_text(encoding="utf-8"))
     properties: dict[str, Any] = loaded["Resources"][logical_id]["Properties"]
     return properties
 

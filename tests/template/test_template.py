@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from local.template import load_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -19,33 +20,9 @@ TEMPLATE = ROOT / "template.yaml"
 BUILD_TIMEOUT_S = 300
 
 
-class CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation short-form tags (``!Ref X``) into their long form (``{"Ref": "X"}``)."""
-
-
-def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        assert isinstance(node, yaml.MappingNode)
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
 @cache
 def _load(path: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader)
-    return loaded
+    return load_yaml(path.read_text(encoding="utf-8"))
 
 
 @pytest.fixture
