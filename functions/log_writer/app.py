@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
 from correlator.appender import S3Appender
-from correlator.eventlog import EventLog, render_log_message
+from correlator.eventlog import EventLog, LogLineFormat, render_log_message
 from correlator.logs import adopt_core_logs
 
 logger = Logger()
@@ -23,6 +23,7 @@ tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 event_log = EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"]))
+line_format = LogLineFormat.from_env(os.environ)
 
 
 @logger.inject_lambda_context
@@ -32,7 +33,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     lines: list[str] = []
 
     def render(record: SQSRecord) -> None:
-        lines.append(render_log_message(record.body))
+        lines.append(render_log_message(record.body, line_format))
 
     # Records that do not render fail alone (reported back to SQS, then to the DLQ).
     with processor(records=event["Records"], handler=render):

@@ -25,7 +25,8 @@ SAMPLE_LINES = [
     '2026-11-22T14:52:39.778Z,[INFO ],"Req_1001","true","https://orders.example.com/","k7ab2cd9ef",'
     '"order.created","orders/1001","ok"\n',
     '2026-11-22T14:52:41.204Z,[ERROR],"Req_1001","false",null,"notify-ops-on-error","email","2 recipients","sent"\n',
-    '2026-11-22T14:52:42.005Z,[WARN ],"Req_1002","true",null,"k7ab2cd9ef","stock.low",'
+    # Personium's format (the default): the "log" action writes at INFO whatever the event's level.
+    '2026-11-22T14:52:42.005Z,[INFO ],"Req_1002","true",null,"k7ab2cd9ef","stock.low",'
     '"sku ""A-17"", bin 4","3 left\nreorder"\n',
 ]
 
@@ -97,6 +98,27 @@ def test_a_batch_becomes_its_lines_in_order(invoke, s3):
     head = s3.head_object(Bucket=LOG_BUCKET, Key=CURRENT_KEY)
     assert head["ContentType"] == "text/csv"
     assert head["Metadata"]["generation"].isdigit()
+
+
+def test_the_correlator_line_format_is_a_setting(s3, lambda_context, monkeypatch):
+    # GIVEN the writer deployed with LogLineFormat=correlator
+    monkeypatch.setenv("LOG_LINE_FORMAT", "correlator")
+    writer = fresh_import(WRITER_MODULE)
+
+    # WHEN the sample batch is consumed
+    writer.lambda_handler(load_event("sqs/log-delivery"), lambda_context)
+
+    # THEN "log" keeps the event's own level (WARN), everything else is the same
+    assert current_log(s3) == "".join(SAMPLE_LINES[:2]) + SAMPLE_LINES[2].replace("[INFO ]", "[WARN ]")
+
+
+def test_an_unknown_line_format_stops_the_writer_at_import(s3, monkeypatch):
+    # GIVEN a misconfigured format name
+    monkeypatch.setenv("LOG_LINE_FORMAT", "csv")
+
+    # WHEN / THEN the function refuses to start rather than writing lines in a format nobody chose
+    with pytest.raises(ValueError, match="LOG_LINE_FORMAT"):
+        fresh_import(WRITER_MODULE)
 
 
 def test_the_whole_batch_is_one_append(invoke, writer, s3, monkeypatch):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timedelta, timezone
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from correlator.event import REQUEST_KEY_PATTERN, TYPE_PATTERN, Event, Level
-from correlator.eventlog import format_log_line, render_log_message
+from correlator.eventlog import LogLineFormat, format_instant, format_log_line, render_log_message
 from tests.samples import load_event
 
 # ARCHITECTURE.md section 7, verbatim.
@@ -72,33 +73,36 @@ def test_the_specification_example_is_reproduced_byte_for_byte():
     [(Level.INFO, "[INFO ]"), (Level.WARN, "[WARN ]"), (Level.ERROR, "[ERROR]")],
 )
 def test_the_level_is_padded_to_five_characters(level: Level, bracket: str):
-    # GIVEN an event of that level
-    event = make_event(level=level.value)
+    # GIVEN an event
+    event = make_event()
 
-    # WHEN it is formatted with its own level
-    line = format_log_line(event)
+    # WHEN it is formatted at that level
+    line = format_log_line(event, level)
 
     # THEN the level sits between the time and the request key, padded inside the brackets
     assert line == SPEC_LINE.replace("[INFO ]", bracket)
 
 
 @pytest.mark.parametrize(
-    ("own", "forced", "bracket"),
+    ("own", "forced", "line_format", "bracket"),
     [
-        ("ERROR", Level.INFO, "[INFO ]"),
-        ("INFO", Level.WARN, "[WARN ]"),
-        ("WARN", Level.ERROR, "[ERROR]"),
-        ("WARN", None, "[WARN ]"),
+        ("ERROR", Level.INFO, LogLineFormat.PERSONIUM, "[INFO ]"),
+        ("INFO", Level.WARN, LogLineFormat.PERSONIUM, "[WARN ]"),
+        ("WARN", Level.ERROR, LogLineFormat.PERSONIUM, "[ERROR]"),
+        ("WARN", None, LogLineFormat.PERSONIUM, "[INFO ]"),
+        ("ERROR", None, LogLineFormat.PERSONIUM, "[INFO ]"),
+        ("ERROR", Level.INFO, LogLineFormat.CORRELATOR, "[INFO ]"),
+        ("WARN", None, LogLineFormat.CORRELATOR, "[WARN ]"),
     ],
 )
-def test_a_forced_level_wins_over_the_events_own(own: str, forced: Level | None, bracket: str):
+def test_the_level_comes_from_the_action(own: str, forced: Level | None, line_format: LogLineFormat, bracket: str):
     # GIVEN an event with its own level
     event = make_event(level=own)
 
     # WHEN it is formatted with a forced level (log.info/warn/error) or none (log)
-    line = format_log_line(event, forced)
+    line = format_log_line(event, forced, line_format)
 
-    # THEN the forced level is written, or the event's own when none is forced
+    # THEN the forced level is written; for "log", Personium's INFO, or the event's own in the correlator format
     assert line.split(",", 2)[1] == bracket
 
 
@@ -125,9 +129,28 @@ def test_a_missing_value_is_the_bare_word_null():
     assert format_log_line(make_event(info="")).endswith('"orders/1",""\n')
 
 
-def test_a_missing_request_key_is_null_too():
-    # WHEN an event has no request key
-    line = format_log_line(make_event(request_key=None))
+def test_a_missing_request_key_is_a_fresh_key_as_personium_writes():
+    # WHEN an event without a request key (a timer event, say) is formatted twice
+    first, second = (format_log_line(make_event(request_key=None)) for _ in range(2))
+
+    # THEN each line has a freshly generated default key ({4}_{18}), never a bare null
+    for line in (first, second):
+        key = parse_line(line)[2]
+        assert re.fullmatch(r"[A-Za-z0-9_-]{4}_[A-Za-z0-9_-]{18}", key), line
+    assert parse_line(first)[2] != parse_line(second)[2]
+
+
+def test_an_empty_request_key_stays_empty():
+    # WHEN the client sent an empty X-Personium-RequestKey (Personium accepts it)
+    line = format_log_line(make_event(request_key=""))
+
+    # THEN the line keeps it, quoted
+    assert line.startswith('2026-11-22T14:52:39.778Z,[INFO ],"","true",')
+
+
+def test_a_missing_request_key_is_null_in_the_correlator_format():
+    # WHEN an event has no request key and the correlator format is chosen
+    line = format_log_line(make_event(request_key=None), line_format=LogLineFormat.CORRELATOR)
 
     # THEN it is written as null
     assert line.startswith('2026-11-22T14:52:39.778Z,[INFO ],null,"true",')
@@ -165,6 +188,96 @@ def test_the_time_is_utc_with_milliseconds():
     assert line.startswith("2026-11-22T23:52:39.778Z,[INFO ],")
 
 
+# ---- Instant.toString(): Personium's time column ----
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        # Java: Instant.parse("2026-11-22T14:52:39Z").toString() -> no fraction on a whole second
+        (datetime(2026, 11, 22, 14, 52, 39, tzinfo=UTC), "2026-11-22T14:52:39Z"),
+        (datetime(2026, 11, 22, 14, 52, 0, tzinfo=UTC), "2026-11-22T14:52:00Z"),  # seconds always written
+        (datetime(2026, 11, 22, 0, 0, 0, tzinfo=UTC), "2026-11-22T00:00:00Z"),
+        # milliseconds: always three digits, trailing zeros kept
+        (datetime(2026, 11, 22, 14, 52, 39, 778_000, tzinfo=UTC), "2026-11-22T14:52:39.778Z"),
+        (datetime(2026, 11, 22, 14, 52, 39, 100_000, tzinfo=UTC), "2026-11-22T14:52:39.100Z"),
+        (datetime(2026, 11, 22, 14, 52, 39, 1_000, tzinfo=UTC), "2026-11-22T14:52:39.001Z"),
+        # microseconds (never on events, which are ms) in Java's group of six
+        (datetime(2026, 11, 22, 14, 52, 39, 778_100, tzinfo=UTC), "2026-11-22T14:52:39.778100Z"),
+        # offsets are converted to UTC
+        (datetime(2026, 11, 23, 8, 52, 39, tzinfo=timezone(timedelta(hours=9))), "2026-11-22T23:52:39Z"),
+        (datetime(2026, 1, 1, 0, 30, 0, 500_000, tzinfo=timezone(timedelta(hours=1))), "2025-12-31T23:30:00.500Z"),
+        # years: four digits, zero-padded (Java pads to 4; Python's range is 1..9999)
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00Z"),
+        (datetime(999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC), "0999-12-31T23:59:59.999Z"),
+        (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), "9999-12-31T23:59:59Z"),
+        (datetime(1970, 1, 1, tzinfo=UTC), "1970-01-01T00:00:00Z"),
+    ],
+)
+def test_the_time_is_written_as_java_instant_to_string(value: datetime, written: str):
+    assert format_instant(value) == written
+
+
+def test_a_whole_second_event_has_no_fraction_in_personiums_format_only():
+    # GIVEN an event stamped on a whole second
+    event = make_event(time="2026-11-22T14:52:39.000Z")
+
+    # WHEN formatted in each format
+    personium = format_log_line(event)
+    correlator = format_log_line(event, line_format=LogLineFormat.CORRELATOR)
+
+    # THEN Personium's drops the fraction, the correlator format keeps .000
+    assert personium == SPEC_LINE.replace("39.778Z", "39Z")
+    assert correlator == SPEC_LINE.replace("39.778Z", "39.000Z")
+
+
+# ---- golden lines from personium-core's own tests ----
+
+
+def test_personium_event_test_escape_processing_line():
+    # personium-core EventTest.event_Normal_escape_processing posts Type `\"POST,`, Object `Object\"\"Data`,
+    # Info `resultData\"` (JSON-decoded: "POST, / Object""Data / resultData") with X-Personium-RequestKey
+    # testRequestKey and a master token (no schema, no subject), then matches the log against
+    # .*"testRequestKey","true",null,null,"""POST,","Object""""Data","resultData"""$
+    expected_tail = '"testRequestKey","true",null,null,"""POST,","Object""""Data","resultData"""'
+    # GIVEN that event (its Type is outside Correlator's type pattern: built without validation)
+    event = Event.model_construct(
+        **{
+            **make_event(request_key="testRequestKey", schema=None, subject=None).__dict__,
+            "type": '"POST,',
+            "object": 'Object""Data',
+            "info": 'resultData"',
+        }
+    )
+
+    # WHEN formatted by the log action
+    line = format_log_line(event)
+
+    # THEN the line matches Personium's expectation exactly
+    assert re.fullmatch(r'.*' + re.escape(expected_tail) + "\n", line)
+    assert line == f"2026-11-22T14:52:39.778Z,[INFO ],{expected_tail}\n"
+
+
+def test_personium_documented_internal_event_line():
+    # web:285 (Personium's log API reference) shows this internal-event line
+    expected = (
+        '2013-04-18T14:52:39.778Z,[INFO ],"PCS-1364350331902","false","https://app-cell1.unit1.example/",'
+        '"https://app-cell1.unit1.example/#staff","cellctl.Role.list","https://homeClinic.unit1.example/__ctl/Role",'
+        '"200"\n'
+    )
+    event = make_event(
+        time="2013-04-18T14:52:39.778Z",
+        request_key="PCS-1364350331902",
+        external=False,
+        schema="https://app-cell1.unit1.example/",
+        subject="https://app-cell1.unit1.example/#staff",
+        type="cellctl.Role.list",
+        object="https://homeClinic.unit1.example/__ctl/Role",
+        info="200",
+    )
+    assert format_log_line(event, Level.INFO) == expected
+
+
 # ---- round trip through a CSV reader (property) ----
 
 ANY_TEXT = st.one_of(st.none(), st.text(max_size=60))
@@ -190,7 +303,7 @@ AWKWARD_TEXT = st.one_of(
 )
 def test_a_csv_reader_reads_back_exactly_the_nine_fields(
     request_key, event_type, external, level, forced, schema, subject, obj, info
-):
+):  # in the correlator format, where every field is the event's own
     # GIVEN any valid event, with arbitrary text in its free-text fields
     event = make_event(
         request_key=request_key,
@@ -204,7 +317,7 @@ def test_a_csv_reader_reads_back_exactly_the_nine_fields(
     )
 
     # WHEN it is formatted and read back by a CSV reader
-    line = format_log_line(event, forced)
+    line = format_log_line(event, forced, LogLineFormat.CORRELATOR)
     fields = parse_line(line)
 
     # THEN it is one record of 9 fields equal to the originals (a missing value reads as "null")
@@ -237,41 +350,53 @@ def test_each_sample_delivery_renders_its_line():
     # WHEN each is rendered
     lines = [render_log_message(body) for body in bodies]
 
-    # THEN the lines are exactly these (log.error forces ERROR over the event's INFO)
+    # THEN the lines are exactly these (log.error forces ERROR over the event's INFO; log is INFO)
     assert lines == [
         '2026-11-22T14:52:39.778Z,[INFO ],"Req_1001","true","https://orders.example.com/","k7ab2cd9ef",'
         '"order.created","orders/1001","ok"\n',
         '2026-11-22T14:52:41.204Z,[ERROR],"Req_1001","false",null,"notify-ops-on-error","email",'
         '"2 recipients","sent"\n',
-        '2026-11-22T14:52:42.005Z,[WARN ],"Req_1002","true",null,"k7ab2cd9ef","stock.low",'
+        '2026-11-22T14:52:42.005Z,[INFO ],"Req_1002","true",null,"k7ab2cd9ef","stock.low",'
         '"sku ""A-17"", bin 4","3 left\nreorder"\n',
     ]
 
 
-@pytest.mark.parametrize(("action", "bracket"), [("log.info", "[INFO ]"), ("log.warn", "[WARN ]"), ("log", "[ERROR]")])
-def test_the_rule_action_picks_the_level(action: str, bracket: str):
+@pytest.mark.parametrize(
+    ("action", "line_format", "bracket"),
+    [
+        ("log.info", LogLineFormat.PERSONIUM, "[INFO ]"),
+        ("log.warn", LogLineFormat.PERSONIUM, "[WARN ]"),
+        ("log.error", LogLineFormat.PERSONIUM, "[ERROR]"),
+        ("log", LogLineFormat.PERSONIUM, "[INFO ]"),
+        ("log.warn", LogLineFormat.CORRELATOR, "[WARN ]"),
+        ("log", LogLineFormat.CORRELATOR, "[ERROR]"),
+    ],
+)
+def test_the_rule_action_picks_the_level(action: str, line_format: LogLineFormat, bracket: str):
     # GIVEN an ERROR event delivered by a rule with that action
     message = json.loads(delivery_bodies()[0])
     message["event"]["detail"]["level"] = "ERROR"
     message["rule"]["action"] = action
 
     # WHEN rendered
-    line = render_log_message(json.dumps(message))
+    line = render_log_message(json.dumps(message), line_format)
 
-    # THEN the level is the forced one, or the event's own for plain log
+    # THEN the level is the forced one; plain log is INFO (Personium) or the event's own (correlator)
     assert line.split(",", 2)[1] == bracket
 
 
-def test_a_message_without_a_rule_logs_at_the_events_own_level():
+def test_a_message_without_a_rule_is_a_plain_log():
     # GIVEN a delivery whose rule is missing
     message = json.loads(delivery_bodies()[2])
     del message["rule"]
 
-    # WHEN rendered
-    line = render_log_message(json.dumps(message))
+    # WHEN rendered in each format
+    personium = render_log_message(json.dumps(message))
+    correlator = render_log_message(json.dumps(message), LogLineFormat.CORRELATOR)
 
     # THEN it is the plain log line
-    assert line.startswith("2026-11-22T14:52:42.005Z,[WARN ],")
+    assert personium.startswith("2026-11-22T14:52:42.005Z,[INFO ],")
+    assert correlator.startswith("2026-11-22T14:52:42.005Z,[WARN ],")
 
 
 def _delivery_with(change: str) -> str:

@@ -25,14 +25,16 @@ import logging
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from correlator.appender import ObjectState, S3Appender, is_conflict, is_missing
-from correlator.event import Event, Level, format_time
+from correlator.event import Event, Level, format_time, new_request_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -48,12 +50,35 @@ GENERATION_META = "generation"
 UNCOMPRESSED_SIZE_META = "uncompressed-size"
 # Archive names are exactly "default.log." + an epoch in ms (13 digits until the year 2286).
 ARCHIVE_NAME_RE = re.compile(r"default\.log\.(\d{13})")
+LOG_LINE_FORMAT_ENV = "LOG_LINE_FORMAT"
 LEVEL_ACTIONS: dict[str, Level | None] = {
     "log": None,
     "log.info": Level.INFO,
     "log.warn": Level.WARN,
     "log.error": Level.ERROR,
 }
+
+
+class LogLineFormat(StrEnum):
+    """How log lines are written; ``personium`` (the default) is what Personium's ``LogAction`` writes.
+
+    ``personium``: the time as Java's ``Instant.toString()`` (no fraction on a whole second), a fresh
+    request key where the event has none, and ``log`` at INFO. ``correlator`` (the format before
+    Personium compatibility): the time always with milliseconds, a missing request key as ``null``,
+    and ``log`` at the event's own level.
+    """
+
+    PERSONIUM = "personium"
+    CORRELATOR = "correlator"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> LogLineFormat:
+        """The format named by ``LOG_LINE_FORMAT`` (default ``personium``); ValueError for another name."""
+        value = environ.get(LOG_LINE_FORMAT_ENV) or cls.PERSONIUM.value
+        try:
+            return cls(value.lower())
+        except ValueError:
+            raise ValueError(f"{LOG_LINE_FORMAT_ENV} must be personium or correlator, not {value[:40]!r}") from None
 
 
 class LogSettings(BaseModel):
@@ -86,13 +111,40 @@ def _field(value: str | None) -> str:
     return "null" if value is None else '"' + value.replace('"', '""') + '"'
 
 
-def format_log_line(event: Event, level: Level | None = None) -> str:
-    """One event-log line, byte-exact to Personium's format, ``\\n``-terminated.
+def format_instant(value: datetime) -> str:
+    """The time as Java's ``Instant.toString()`` writes it: UTC, ``Z``, and a fraction only when not zero.
+
+    ``2026-11-22T14:52:39Z``, ``2026-11-22T14:52:39.778Z``; the fraction is printed in groups of
+    three digits (``.100Z`` not ``.1Z``; microseconds as six digits), the year with four digits.
+    """
+    value = value.astimezone(UTC)
+    fraction = ""
+    if value.microsecond % 1000:
+        fraction = f".{value.microsecond:06d}"
+    elif value.microsecond:
+        fraction = f".{value.microsecond // 1000:03d}"
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+        f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}{fraction}Z"
+    )
+
+
+def format_log_line(
+    event: Event, level: Level | None = None, line_format: LogLineFormat = LogLineFormat.PERSONIUM
+) -> str:
+    """One event-log line, ``\\n``-terminated, byte-exact to Personium's ``LogAction`` by default.
 
     ``{time},[{LEVEL}],"{request_key}","{external}","{schema}","{subject}","{type}","{object}","{info}"``
+
+    ``level`` is the level the rule's action forces (``None`` for ``log``: INFO as in Personium, or
+    the event's own level in the ``correlator`` format).
     """
+    personium = line_format is LogLineFormat.PERSONIUM
+    request_key = event.request_key
+    if request_key is None and personium:
+        request_key = new_request_key()  # Personium's LogAction: never a bare null request key
     fields = (
-        event.request_key,
+        request_key,
         "true" if event.external else "false",
         event.schema_,
         event.subject,
@@ -100,7 +152,9 @@ def format_log_line(event: Event, level: Level | None = None) -> str:
         event.object,
         event.info,
     )
-    return f"{format_time(event.time)},[{(level or event.level).value:<5}],{','.join(map(_field, fields))}\n"
+    time = format_instant(event.time) if personium else format_time(event.time)
+    level = level or (Level.INFO if personium else event.level)
+    return f"{time},[{level.value:<5}],{','.join(map(_field, fields))}\n"
 
 
 def archive_key(name: str) -> str:
@@ -267,10 +321,10 @@ def _gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield compressor.flush()
 
 
-def render_log_message(body: str) -> str:
+def render_log_message(body: str, line_format: LogLineFormat = LogLineFormat.PERSONIUM) -> str:
     """The log line for one log-queue message: ``{"rule": {...}, "event": <EventBridge event>}``.
 
-    The rule's action picks the level (``log`` keeps the event's own). Raises ``ValueError``
+    The rule's action picks the level (``log``: see ``format_log_line``). Raises ``ValueError``
     (pydantic's ``ValidationError`` included) for a message that is not a valid log delivery.
     """
     message: Any = json.loads(body)
@@ -281,4 +335,4 @@ def render_log_message(body: str) -> str:
     if action not in LEVEL_ACTIONS:
         raise ValueError(f"not a log action: {str(action)[:40]!r}")
     event = Event.model_validate(message["event"].get("detail"))
-    return format_log_line(event, LEVEL_ACTIONS[action])
+    return format_log_line(event, LEVEL_ACTIONS[action], line_format)
