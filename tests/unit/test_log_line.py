@@ -254,7 +254,7 @@ def test_personium_event_test_escape_processing_line():
     line = format_log_line(event)
 
     # THEN the line matches Personium's expectation exactly
-    assert re.fullmatch(r'.*' + re.escape(expected_tail) + "\n", line)
+    assert re.fullmatch(r".*" + re.escape(expected_tail) + "\n", line)
     assert line == f"2026-11-22T14:52:39.778Z,[INFO ],{expected_tail}\n"
 
 
