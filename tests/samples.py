@@ -53,3 +53,9 @@ def post_events(body: Any = None, *, sample: str = "post-event-single", **header
 def body_of(event: dict[str, Any]) -> Any:
     """The parsed JSON body of an API Gateway request sample."""
     return json.loads(event["body"])
+
+
+def sqs_batch(messages: list[tuple[str, str]]) -> dict[str, Any]:
+    """An SQS event of ``(message id, body)`` records, shaped like ``events/sqs/csv-delivery.json``."""
+    template = _read_event("sqs/csv-delivery")["Records"][0]
+    return {"Records": [{**template, "messageId": message_id, "body": body} for message_id, body in messages]}

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 
+from correlator.configs import ActionConfig
 from correlator.delivery import Delivery, parse_delivery
 from tests.probe import REGION
 from tests.samples import load_event
@@ -34,7 +35,7 @@ def create_backing_resources() -> None:
     secrets.create_secret(Name=API_KEY_SECRET_NAME, SecretString=API_KEY)
 
 
-def delivery_of(sample: str, *, event_id: str | None = None, **config: Any) -> Delivery:
+def delivery_of(sample: str, *, event_id: str | None = None, **config: Any) -> Delivery[ActionConfig]:
     """A sample delivery from ``events/eventbridge/`` with config fields replaced (None removes one)."""
     message = load_event(f"eventbridge/{sample}")
     for key, value in config.items():

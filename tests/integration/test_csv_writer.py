@@ -11,18 +11,20 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from correlator.action import QueueRunner
 from correlator.appender import MIN_PART_BYTES, S3Appender
-from correlator.csvfiles import CONTENT_TYPE, CsvWriter
+from correlator.csvfiles import CONTENT_TYPE, CsvAction
 from correlator.internal import InternalEventEmitter
 from correlator.publisher import PublishOutcome
 from local import moto_compat
 from tests.conftest import fresh_import
 from tests.probe import BusProbe
 from tests.s3_doubles import S3Spy, fail_with, s3_client
-from tests.samples import load_event
+from tests.samples import load_event, sqs_batch
 
 WRITER_MODULE = "functions.csv_writer.app"
 DATA_BUCKET = "correlator-data-test"
@@ -355,7 +357,7 @@ def test_a_failed_append_fails_only_the_rows_of_that_file(invoke, writer, s3, bu
     spy.before["put_object"] = lambda kwargs: (
         fail_with("InternalError", 500, "PutObject")(kwargs) if kwargs["Key"].startswith("csv/stock/") else None
     )
-    monkeypatch.setattr(writer.writer.appender, "s3", spy)
+    monkeypatch.setattr(writer.runner.action.appender, "s3", spy)
 
     # WHEN a batch with rows of "sales" and "stock" is consumed
     response = invoke(batch(dataset_delivery({"a": 1}), dataset_delivery({"a": 2}, dataset="stock")))
@@ -399,7 +401,7 @@ def test_one_append_per_file_per_batch(invoke, writer, s3, monkeypatch):
     # GIVEN the writer's S3 calls are spied on, and an existing file
     invoke(batch(dataset_delivery({"a": 0})))
     spy = S3Spy(s3)
-    monkeypatch.setattr(writer.writer.appender, "s3", spy)
+    monkeypatch.setattr(writer.runner.action.appender, "s3", spy)
 
     # WHEN a batch of 20 rows for that file is consumed
     invoke(batch(*(dataset_delivery({"a": n}) for n in range(1, 21))))
@@ -416,7 +418,7 @@ def test_a_file_of_5_mib_or_more_is_extended_by_server_side_copy(invoke, writer,
     original = b"timestamp,a\r\n" + line * (MIN_PART_BYTES // len(line) + 1)
     s3.put_object(Bucket=DATA_BUCKET, Key=SALES_KEY, Body=original, ContentType=CONTENT_TYPE)
     spy = S3Spy(s3)
-    monkeypatch.setattr(writer.writer.appender, "s3", spy)
+    monkeypatch.setattr(writer.runner.action.appender, "s3", spy)
 
     # WHEN a batch is appended to it
     invoke(batch(dataset_delivery({"a": "x"}), dataset_delivery({"a": "y"})))
@@ -448,7 +450,8 @@ def test_concurrent_writers_with_different_first_rows_lose_and_double_nothing(s3
 
     def write(number: int) -> None:
         appender = S3Appender(s3, DATA_BUCKET, max_attempts=200, base_delay=0.001, max_delay=0.02)
-        csv_writer = CsvWriter(appender, InternalEventEmitter(NullPublisher()))  # type: ignore[arg-type]
+        emitter = InternalEventEmitter(NullPublisher())  # type: ignore[arg-type]
+        csv_writer = QueueRunner(CsvAction(appender), emitter=emitter, metrics=Metrics())
         barrier.wait()
         try:
             for batch_number in range(batches):
@@ -456,8 +459,7 @@ def test_concurrent_writers_with_different_first_rows_lose_and_double_nothing(s3
                 for row in range(rows_per_batch):
                     payload = {"writer": number, f"only_{number}": "x", "row": f"{batch_number}.{row}"}
                     messages.append((f"{number}-{batch_number}-{row}", json.dumps(dataset_delivery(payload))))
-                report = csv_writer.write_batch(messages)
-                assert report.failures == {}
+                assert csv_writer.handle(sqs_batch(messages))["batchItemFailures"] == []
         except BaseException as error:  # surfaced by the assertion below
             errors.append(error)
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from correlator.action import RetryLater
 from tests.conftest import fresh_import
 from tests.notification_doubles import (
     IDEMPOTENCY_TABLE,
@@ -40,8 +40,9 @@ def email_app(bus_probe: BusProbe, monkeypatch: pytest.MonkeyPatch) -> ModuleTyp
 @pytest.fixture
 def invoke(email_app: ModuleType, lambda_context: LambdaContext) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def call(event: dict[str, Any]) -> dict[str, Any]:
-        response: dict[str, Any] = email_app.lambda_handler(event, lambda_context)
-        return response
+        # One email per delivery: the runner's single result.
+        [result] = email_app.lambda_handler(event, lambda_context)["results"]
+        return dict(result)
 
     return call
 
@@ -204,7 +205,7 @@ def test_transient_ses_errors_raise_and_the_retry_sends_once(
         ses.add_client_error("send_email", service_error_code=code, http_status_code=status)
 
         # WHEN the first invocation runs
-        with pytest.raises(ClientError):
+        with pytest.raises(RetryLater):
             invoke(load_event(DELIVERY))
 
     # THEN nothing is reported or remembered: Lambda's retry sends it, exactly once

@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 import pytest
+from aws_lambda_powertools import Metrics
 
+from correlator.action import QueueRunner
 from correlator.appender import S3Appender
-from correlator.csvfiles import CsvWriter, DataFiles
+from correlator.csvfiles import CsvAction, DataFiles
 from correlator.event import Event
 from correlator.internal import InternalEventEmitter
 from correlator.publisher import PublishOutcome
@@ -17,7 +19,7 @@ from correlator.scripts import ScriptContext, ScriptInputError
 from functions.script.scripts import enrich, summarise_dataset
 from local import moto_compat
 from tests.s3_doubles import s3_client
-from tests.samples import load_event
+from tests.samples import load_event, sqs_batch
 
 DATA_BUCKET = "correlator-data-test"
 
@@ -174,8 +176,9 @@ def data(aws: None) -> DataFiles:
         detail = message["event"]["detail"]
         detail.update(payload=payload, time=f"2026-11-22T0{number}:00:00.000Z")
         messages.append((f"m{number}", json.dumps(message)))
-    writer = CsvWriter(S3Appender(s3, DATA_BUCKET), InternalEventEmitter(RecordingPublisher()))  # type: ignore[arg-type]
-    assert writer.write_batch(messages).failures == {}
+    emitter = InternalEventEmitter(RecordingPublisher())  # type: ignore[arg-type]
+    writer = QueueRunner(CsvAction(S3Appender(s3, DATA_BUCKET)), emitter=emitter, metrics=Metrics())
+    assert writer.handle(sqs_batch(messages))["batchItemFailures"] == []
     return DataFiles(s3, DATA_BUCKET)
 
 

@@ -124,7 +124,7 @@ def test_an_unknown_line_format_stops_the_writer_at_import(s3, monkeypatch):
 def test_the_whole_batch_is_one_append(invoke, writer, s3, monkeypatch):
     # GIVEN the writer's S3 calls are spied on
     spy = S3Spy(s3)
-    monkeypatch.setattr(writer.event_log.appender, "s3", spy)
+    monkeypatch.setattr(writer.runner.action.log.appender, "s3", spy)
 
     # WHEN a batch is consumed after a first one
     invoke(load_event("sqs/log-delivery"))
@@ -185,12 +185,12 @@ def test_a_batch_of_only_malformed_records_writes_nothing(invoke, s3):
 def test_new_settings_are_honoured_from_the_next_batch(invoke, writer, s3):
     # GIVEN a current log just over 1 MiB, and a first batch under the default settings (50 MB)
     prefix = filler(1024 * 1024)
-    writer.event_log.append(prefix)
+    writer.runner.action.log.append(prefix)
     invoke(load_event("sqs/log-delivery"))
     assert archives(s3) == []
 
     # WHEN the settings change to 1 MB between two batches
-    writer.event_log.save_settings(LogSettings(rotation_size_mb=1, generations=2))
+    writer.runner.action.log.save_settings(LogSettings(rotation_size_mb=1, generations=2))
     response = invoke(load_event("sqs/log-delivery"))
 
     # THEN the next batch is appended and then the log rotates
@@ -213,11 +213,11 @@ def test_an_s3_failure_fails_the_whole_batch_and_writes_nothing(
     invoke, writer, s3, monkeypatch, operation: str, size: int
 ):
     # GIVEN a current log, and S3 failing the write of the next append
-    writer.event_log.append(filler(size))
+    writer.runner.action.log.append(filler(size))
     before = current_log(s3)
     spy = S3Spy(s3)
     spy.before[operation] = fail_with("InternalError", 500, operation)
-    monkeypatch.setattr(writer.event_log.appender, "s3", spy)
+    monkeypatch.setattr(writer.runner.action.log.appender, "s3", spy)
 
     # WHEN a batch is consumed
     with pytest.raises(ClientError):
@@ -241,16 +241,16 @@ def test_a_missing_bucket_fails_the_whole_batch(invoke, s3):
 
 def test_a_failed_rotation_keeps_the_lines_and_is_retried_by_the_next_batch(invoke, writer, s3, monkeypatch, capsys):
     # GIVEN a log over 1 MiB, and S3 failing the creation of the archive once
-    writer.event_log.save_settings(LogSettings(rotation_size_mb=1))
+    writer.runner.action.log.save_settings(LogSettings(rotation_size_mb=1))
     prefix = filler(1024 * 1024)
-    writer.event_log.append(prefix)
+    writer.runner.action.log.append(prefix)
     spy = S3Spy(s3)
     spy.once(
         "put_object",
         fail_with("SlowDown", 503, "PutObject"),
         when=lambda kwargs: kwargs["Key"].startswith(ARCHIVE_PREFIX),
     )
-    monkeypatch.setattr(writer.event_log.appender, "s3", spy)
+    monkeypatch.setattr(writer.runner.action.log.appender, "s3", spy)
 
     # WHEN a batch is consumed
     response = invoke(load_event("sqs/log-delivery"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -12,24 +12,19 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from correlator.action import ActionRunner, RetryLater
 from correlator.compiler import Deployment, compile_rule
+from correlator.configs import ActionConfig
 from correlator.delivery import Delivery, parse_delivery
 from correlator.event import new_event_id
 from correlator.idempotency import OncePerKey
 from correlator.internal import InternalEventEmitter
 from correlator.publisher import EventPublisher
-from correlator.relay import (
-    IDEMPOTENCY_KEY_PREFIX,
-    PinnedHttpClient,
-    Relay,
-    RelayRetryLater,
-    RelaySender,
-    SecretReader,
-    run_once,
-)
+from correlator.relay import PinnedHttpClient, RelayAction, RelaySender, SecretReader
 from correlator.relay_policy import RelaySettings
 from correlator.rules import Rule
 from correlator.ssrf import AllowList
@@ -72,12 +67,15 @@ class Clock:
 class RelayStack:
     """The relay core wired as the relay function wires it, against moto and local servers."""
 
-    run: Callable[[Delivery, Callable[[], float]], dict[str, Any]]
+    runner: ActionRunner
     clock: Clock
     probe: BusProbe
 
-    def deliver(self, delivery: Delivery) -> dict[str, Any]:
-        return self.run(delivery, self.clock.remaining)
+    def deliver(self, delivery: Delivery[ActionConfig]) -> dict[str, Any]:
+        """The runner's one result (``status`` = the outcome), without ``replayed``."""
+        message = {"rule": delivery.rule.to_json(), "event": {"detail": delivery.event.to_detail()}}
+        [result] = self.runner.handle(message, self.clock)["results"]
+        return {key: value for key, value in result.items() if key != "replayed"}
 
     def results(self) -> list[dict[str, Any]]:
         """Result events emitted so far (internal events on the bus), oldest first."""
@@ -89,9 +87,8 @@ def build_stack(
 ) -> RelayStack:
     settings = RelaySettings(allowed_hosts=AllowList.parse(allowed), self_url=self_url)
     clock = Clock()
-    relay = Relay(
+    relay = RelayAction(
         settings,
-        InternalEventEmitter(EventPublisher(boto3.client("events", region_name=REGION), BUS_NAME)),
         secrets=SecretReader(
             SecretsProvider(boto3_client=boto3.client("secretsmanager", region_name=REGION)), settings.secret_prefix
         ),
@@ -100,9 +97,14 @@ def build_stack(
             settings.allowed_hosts, client=PinnedHttpClient(ca_certs=ca_certs), resolve=resolve, sleep=clock.sleep
         ),
     )
-    once = OncePerKey(TABLE, key_prefix=IDEMPOTENCY_KEY_PREFIX, client=boto3.client("dynamodb", region_name=REGION))
-    once.register_lambda_context(clock)  # the part of a LambdaContext it reads
-    return RelayStack(run_once(relay, once), clock, probe)
+    runner = ActionRunner(
+        relay,
+        emitter=InternalEventEmitter(EventPublisher(boto3.client("events", region_name=REGION), BUS_NAME)),
+        metrics=Metrics(),
+        log=Logger(service="relay"),
+        once=OncePerKey(TABLE, key_prefix="relay", client=boto3.client("dynamodb", region_name=REGION)),
+    )
+    return RelayStack(runner, clock, probe)
 
 
 @pytest.fixture
@@ -155,12 +157,7 @@ def test_relay_posts_the_event_with_chain_headers_and_a_verifiable_signature(
     assert received.header("X-Correlator-Signature") == signature_of(received.body)
     assert "authorization" not in received.header_names
     # AND the result event: the status, hops + 1, the URL without its query
-    assert result == {
-        "action": "relay",
-        "object": server.url("/hooks/correlator"),
-        "info": "200",
-        "outcome": "delivered",
-    }
+    assert result == {"status": "delivered", "info": "200", "object": server.url("/hooks/correlator")}
     [emitted] = stack.results()
     assert (emitted["type"], emitted["info"], emitted["object"]) == ("relay", "200", server.url("/hooks/correlator"))
     assert (emitted["level"], emitted["hops"], emitted["request_key"]) == ("INFO", 1, "Req_1001")
@@ -233,7 +230,7 @@ def test_a_missing_secret_is_a_permanent_failure(stack: RelayStack, server: Reco
 
     # THEN
     assert server.requests == []
-    assert (result["info"], result["outcome"]) == ("secret_unavailable", "blocked")
+    assert (result["info"], result["status"]) == ("secret_unavailable", "blocked")
 
 
 # ---- relay: the SSRF guard at send time ----
@@ -280,7 +277,7 @@ def test_ssrf_attempts_are_refused_without_sending(
     # THEN nothing reached either server, and the result event says "blocked"
     assert server.requests == []
     assert other_server.requests == []
-    assert (result["info"], result["outcome"]) == ("blocked", "blocked")
+    assert (result["info"], result["status"]) == ("blocked", "blocked")
     [emitted] = stack.results()
     assert (emitted["type"], emitted["info"], emitted["level"]) == ("relay", "blocked", "ERROR")
     assert emitted["payload"]["reason"]
@@ -365,7 +362,7 @@ def test_redirect_loops_end(stack: RelayStack, server: RecordingServer) -> None:
 
     # THEN the first request and 3 redirects, then a permanent failure
     assert len(server.requests) == 4
-    assert (result["info"], result["outcome"]) == ("too_many_redirects", "rejected")
+    assert (result["info"], result["status"]) == ("too_many_redirects", "rejected")
 
 
 # ---- relay: statuses, retries, time ----
@@ -399,7 +396,7 @@ def test_404_is_a_permanent_result_without_retry(stack: RelayStack, server: Reco
     # THEN
     assert len(server.requests) == 1
     assert stack.clock.slept == []
-    assert (result["info"], result["outcome"]) == ("404", "rejected")
+    assert (result["info"], result["status"]) == ("404", "rejected")
     [emitted] = stack.results()
     assert (emitted["type"], emitted["info"], emitted["level"], emitted["hops"]) == ("relay", "404", "ERROR", 1)
 
@@ -409,7 +406,7 @@ def test_503_until_the_end_raises_for_lambda_to_retry(stack: RelayStack, server:
     server.default = Reply(503)
 
     # WHEN / THEN
-    with pytest.raises(RelayRetryLater, match="503"):
+    with pytest.raises(RetryLater, match="503"):
         stack.deliver(delivery_of("relay-delivery", url=server.url()))
     assert len(server.requests) == 3
     assert len(stack.clock.slept) == 2
@@ -426,7 +423,7 @@ def test_retries_stop_when_the_invocation_has_no_time_for_another_attempt(
     server.default = Reply(503, {"Retry-After": "5"})
 
     # WHEN / THEN
-    with pytest.raises(RelayRetryLater):
+    with pytest.raises(RetryLater):
         stack.deliver(delivery_of("relay-delivery", url=server.url()))
     assert len(server.requests) == 1
     assert stack.clock.slept == []
@@ -440,7 +437,7 @@ def test_a_refused_connection_is_retryable(stack: RelayStack, server: RecordingS
     stack = build_stack(stack.probe, f"127.0.0.1:{closed_port}")
 
     # WHEN / THEN
-    with pytest.raises(RelayRetryLater, match="connection_error"):
+    with pytest.raises(RetryLater, match="connection_error"):
         stack.deliver(delivery_of("relay-delivery", url=f"http://127.0.0.1:{closed_port}/"))
 
 
@@ -465,7 +462,7 @@ def test_a_failed_delivery_is_sent_again_by_the_retry(stack: RelayStack, server:
     # GIVEN a first invocation that ran out of attempts
     server.reply(Reply(503), Reply(503), Reply(503))
     delivery = delivery_of("relay-delivery", url=server.url())
-    with pytest.raises(RelayRetryLater):
+    with pytest.raises(RetryLater):
         stack.deliver(delivery)
 
     # WHEN Lambda retries the same delivery
@@ -539,7 +536,7 @@ def test_https_to_a_server_with_another_host_name_fails_tls(bus_probe: BusProbe,
 
     # THEN
     assert tls_server.requests == []
-    assert (result["info"], result["outcome"]) == ("tls_error", "rejected")
+    assert (result["info"], result["status"]) == ("tls_error", "rejected")
 
 
 # ---- relay.event: to another Correlator (here: this one, behind the test server) ----
@@ -638,7 +635,7 @@ def test_relay_event_with_a_wrong_api_key_is_a_permanent_403(
     result = stack.deliver(delivery_of("relay-event-delivery", url=server.url("/dev/events")))
 
     # THEN
-    assert (result["info"], result["outcome"]) == ("403", "rejected")
+    assert (result["info"], result["status"]) == ("403", "rejected")
 
 
 def test_relay_event_to_this_stack_stops_at_max_hops(
@@ -715,7 +712,7 @@ def test_relay_bus_puts_the_same_event_on_the_other_bus_with_hops_plus_one(stack
     assert (delivered["source"], delivered["detail-type"]) == (original["source"], original["detail-type"])
     assert delivered["detail"] == {**original["detail"], "hops": 2, "via": [SELF_URL]}
     # AND the result event says "accepted"
-    assert result == {"action": "relay.bus", "object": audit_arn, "info": "accepted", "outcome": "delivered"}
+    assert result == {"status": "delivered", "info": "accepted", "object": audit_arn}
     [emitted] = stack.results()
     assert (emitted["type"], emitted["object"], emitted["info"], emitted["hops"]) == (
         "relay.bus",

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from correlator.relay import RelayRetryLater
+from correlator.action import RetryLater
 from tests.conftest import fresh_import
 from tests.integration.relay_fixtures import SELF_URL, TABLE, create_backing_resources, signature_of
 from tests.probe import REGION, BusProbe, create_bus_probe
@@ -72,11 +72,9 @@ def test_the_handler_relays_the_sample_delivery_once(
     [received] = server.requests
     assert received.header("X-Correlator-Signature") == signature_of(received.body)
     assert received.header("X-Via") == SELF_URL
-    assert (
-        first
-        == second
-        == {"action": "relay", "object": server.url("/hooks/correlator"), "info": "200", "outcome": "delivered"}
-    )
+    expected = {"status": "delivered", "info": "200", "object": server.url("/hooks/correlator")}
+    assert first == {"results": [{**expected, "replayed": False}]}
+    assert second == {"results": [{**expected, "replayed": True}]}
     [result] = [detail for detail in bus_probe.drain_details() if not detail["external"]]
     assert (result["type"], result["info"], result["hops"]) == ("relay", "200", 1)
     # AND the idempotency record is in the table the template declares
@@ -92,7 +90,7 @@ def test_the_handler_raises_for_lambda_to_retry_when_the_target_keeps_failing(
     server.default = Reply(503, {"Retry-After": "0"})
 
     # WHEN / THEN
-    with pytest.raises(RelayRetryLater):
+    with pytest.raises(RetryLater):
         relay.lambda_handler(sample("relay-delivery", url=server.url()), context)
     assert len(server.requests) == 3
     assert boto3.client("dynamodb", region_name=REGION).scan(TableName=TABLE)["Items"] == []
@@ -107,7 +105,7 @@ def test_the_handler_relays_to_another_bus(relay: ModuleType, context: LambdaCon
     result = relay.lambda_handler(sample("relay-bus-delivery", bus_arn=arn), context)
 
     # THEN
-    assert result["info"] == "accepted"
+    assert result["results"][0]["info"] == "accepted"
     [delivered] = audit.drain()
     assert delivered["detail"]["hops"] == 2
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 import pytest
 
@@ -23,9 +25,9 @@ def targets(bus_probe: BusProbe) -> RuleTargets:
     return create_rule_targets()
 
 
-def run_chain(targets: RuleTargets, emitter: InternalEventEmitter) -> list[Delivery]:
+def run_chain(targets: RuleTargets, emitter: InternalEventEmitter) -> list[Delivery[Any]]:
     """Act as the action: take each delivery from the queue and emit its result (hops + 1) on the bus."""
-    deliveries: list[Delivery] = []
+    deliveries: list[Delivery[Any]] = []
     for _ in range(MAX_ROUNDS):
         received = [parse_delivery(body) for body in targets.log_queue.drain()]
         if not received:

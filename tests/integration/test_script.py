@@ -17,8 +17,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
+from correlator.action import RetryLater
 from correlator.rules import Rule
-from correlator.scripts import ScriptFailedError, ScriptRegistry, load_script_package
+from correlator.scripts import ScriptRegistry, load_script_package
 from local import moto_compat
 from tests.conftest import fresh_import
 from tests.probe import REGION, BusProbe
@@ -84,7 +85,7 @@ def test_scripts(app: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         (directory / name).write_text(text)
     name = f"script_tests_{uuid.uuid4().hex}"
     registry = ScriptRegistry(load_script_package(directory, name))
-    monkeypatch.setattr(app.runner, "registry", registry)
+    monkeypatch.setattr(app.runner.action, "registry", registry)
     yield registry
     for module in [module for module in sys.modules if module.startswith(name)]:
         del sys.modules[module]
@@ -102,8 +103,9 @@ def delivery(
 
 
 def invoke(app: ModuleType, message: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response: dict[str, Any] = app.lambda_handler(message, context)
-    return response
+    """The runner's one result for the delivery, without ``replayed``."""
+    [result] = app.lambda_handler(message, context)["results"]
+    return {key: value for key, value in result.items() if key != "replayed"}
 
 
 def by_type(probe: BusProbe) -> dict[str, list[dict[str, Any]]]:
@@ -149,7 +151,7 @@ def test_a_registered_script_runs_and_its_result_event_follows_the_event(app, co
     }
     assert (enriched["kind"], enriched["dataset"], enriched["time"]) == ("dataset", "sales", "2026-11-22T14:52:39.778Z")
     assert (enriched["hops"], enriched["request_key"], enriched["external"]) == (1, "Req_2001", False)
-    assert outcome == {"target": "enrich", "info": "ok", "payload": result["payload"], "retry": False}
+    assert outcome == {"status": "ok", "info": "ok", "object": "enrich"}
 
 
 def test_exec_is_an_alias_of_script(app, context, bus_probe):
@@ -170,13 +172,13 @@ def test_an_unknown_script_is_reported_and_not_retried(app, context, bus_probe):
     [result] = by_type(bus_probe)["script"]
     assert (result["object"], result["info"], result["level"]) == ("subprocess", "unknown_script", "ERROR")
     assert result["payload"]["registered"] == ["enrich", "summarise_dataset"]
-    assert outcome["retry"] is False
+    assert outcome["status"] == "rejected"
     assert "subprocess" not in {name.rsplit(".", 1)[-1] for name in sys.modules if name.startswith("functions.")}
 
 
 def test_a_failing_script_is_reported_then_raised_for_a_retry(app, context, bus_probe, test_scripts):
     # WHEN a script raises
-    with pytest.raises(ScriptFailedError):
+    with pytest.raises(RetryLater):
         invoke(app, delivery({"script": "explode"}), context)
 
     # THEN the error was reported first
@@ -185,7 +187,7 @@ def test_a_failing_script_is_reported_then_raised_for_a_retry(app, context, bus_
     assert result["payload"]["error"] == "RuntimeError: kaput"
 
     # AND Lambda's retry runs it again (nothing was stored as done), reporting again
-    with pytest.raises(ScriptFailedError):
+    with pytest.raises(RetryLater):
         invoke(app, delivery({"script": "explode"}), context)
     assert [r["info"] for r in by_type(bus_probe)["script"]] == ["script_error"]
 
@@ -206,7 +208,7 @@ def test_permanent_script_errors_are_reported_and_not_retried(
     # THEN the error is reported and the handler returns
     [result] = by_type(bus_probe)["script"]
     assert (result["info"], result["payload"]["error"]) == (info, error)
-    assert outcome["retry"] is False
+    assert outcome["status"] == "rejected"
 
 
 def test_a_script_returning_nothing_is_ok(app, context, bus_probe, test_scripts):
@@ -238,7 +240,7 @@ def test_the_script_gets_its_args_and_a_deadline_before_the_lambda_timeout(app, 
 
 
 def test_a_script_past_its_deadline_is_reported_and_retried(app, context, bus_probe, test_scripts):
-    with pytest.raises(ScriptFailedError):
+    with pytest.raises(RetryLater):
         invoke(app, delivery({"script": "late"}), context)
     [result] = by_type(bus_probe)["script"]
     assert result["info"] == "deadline_exceeded"
@@ -249,7 +251,7 @@ def test_a_script_is_not_started_without_enough_time(app, lambda_context, bus_pr
     monkeypatch.setattr(lambda_context, "get_remaining_time_in_millis", lambda: 2_500)
 
     # WHEN the enrich delivery is handled
-    with pytest.raises(ScriptFailedError):
+    with pytest.raises(RetryLater):
         invoke(app, delivery(), lambda_context)
 
     # THEN the script did not run (no enriched event), and the result says why
@@ -290,7 +292,7 @@ def streaming(data: bytes) -> StreamingBody:
 def lambda_stub(app: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
     """The runner's Lambda client, stubbed (moto's invoke does not run code without Docker)."""
     client = boto3.client("lambda", region_name=REGION)
-    monkeypatch.setattr(app.runner, "lambda_client", client)
+    monkeypatch.setattr(app.runner.action, "lambda_client", client)
     with Stubber(client) as stubber:
         yield stubber
 
@@ -329,7 +331,7 @@ def test_a_function_that_fails_is_reported_then_retried(app, context, bus_probe,
     )
 
     # WHEN the delivery is handled
-    with pytest.raises(ScriptFailedError):
+    with pytest.raises(RetryLater):
         invoke(app, delivery(sample="script-function-delivery"), context)
 
     # THEN its error was reported before the retry
@@ -341,10 +343,10 @@ def test_a_function_that_cannot_be_found_is_not_retried(app, context, bus_probe,
     lambda_stub.add_client_error("invoke", "ResourceNotFoundException", "Function not found", 404)
     outcome = invoke(app, delivery(sample="script-function-delivery"), context)
     [result] = by_type(bus_probe)["script"]
-    assert (result["info"], result["payload"]["code"], outcome["retry"]) == (
+    assert (result["info"], result["payload"]["code"], outcome["status"]) == (
         "invoke_failed",
         "ResourceNotFoundException",
-        False,
+        "rejected",
     )
 
 
@@ -359,12 +361,12 @@ def test_a_function_not_in_the_allow_list_is_never_invoked(app, context, bus_pro
     lambda_stub.assert_no_pending_responses()
     [result] = by_type(bus_probe)["script"]
     assert (result["object"], result["info"], result["level"]) == (OTHER_ARN, "function_not_allowed", "ERROR")
-    assert outcome["retry"] is False
+    assert outcome["status"] == "rejected"
 
 
 def test_with_an_empty_allow_list_no_function_may_be_invoked(app, context, bus_probe, lambda_stub, monkeypatch):
     # GIVEN the stack's default: no ScriptFunctionArns
-    monkeypatch.setattr(app.runner, "allowed_functions", frozenset())
+    monkeypatch.setattr(app.runner.action, "allowed_functions", frozenset())
 
     # WHEN a rule names a function
     invoke(app, delivery(sample="script-function-delivery"), context)

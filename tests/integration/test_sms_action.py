@@ -11,13 +11,14 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from twilio.base.exceptions import TwilioRestException
 
-from correlator.delivery import Delivery, parse_delivery
+from correlator.action import ActionRunner, RetryLater
+from correlator.idempotency import OncePerKey
 from correlator.internal import InternalEventEmitter
-from correlator.notification import NotificationResult, OncePerKey
 from correlator.publisher import EventPublisher
 from correlator.sms import SmsAction, SmsConfigurationError, TwilioSender
 from correlator.templating import TemplateRenderer
@@ -52,12 +53,14 @@ class SmsStack:
     """The SMS action wired as the function wires it, with a fake Twilio and a recorded sleep."""
 
     twilio: FakeTwilio
-    action: SmsAction
+    runner: ActionRunner
     bus_probe: BusProbe
     sleeps: list[float] = field(default_factory=list)
 
-    def handle(self, delivery: Delivery | None = None) -> list[tuple[NotificationResult, bool]]:
-        return self.action.handle(delivery or parse_delivery(load_event(DELIVERY)))
+    def handle(self, delivery: dict[str, Any] | None = None) -> list[tuple[dict[str, Any], bool]]:
+        """The result per recipient (one for a dry run or a template error) and whether each was a replay."""
+        response = self.runner.handle(delivery or load_event(DELIVERY), LambdaContext())
+        return [({k: v for k, v in r.items() if k != "replayed"}, r["replayed"]) for r in response["results"]]
 
     def results(self) -> list[dict[str, Any]]:
         return [detail for detail in self.bus_probe.drain_details() if detail["type"] == "sms"]
@@ -75,15 +78,14 @@ def build_stack(bus_probe: BusProbe, twilio: FakeTwilio) -> SmsStack:
         http_client=twilio,
         sleep=sleeps.append,
     )
-    once = OncePerKey(IDEMPOTENCY_TABLE, key_prefix="sms", client=boto3.client("dynamodb", region_name=REGION))
-    once.register_lambda_context(LambdaContext())
-    action = SmsAction(
-        renderer=TemplateRenderer(TEMPLATES),
+    runner = ActionRunner(
+        SmsAction(renderer=TemplateRenderer(TEMPLATES), sender=sender),
         emitter=InternalEventEmitter(EventPublisher(boto3.client("events", region_name=REGION), BUS_NAME)),
-        once=once,
-        sender=sender,
+        metrics=Metrics(),
+        log=Logger(service="sms"),
+        once=OncePerKey(IDEMPOTENCY_TABLE, key_prefix="sms", client=boto3.client("dynamodb", region_name=REGION)),
     )
-    return SmsStack(twilio, action, bus_probe, sleeps)
+    return SmsStack(twilio, runner, bus_probe, sleeps)
 
 
 @pytest.fixture
@@ -93,10 +95,10 @@ def stack(bus_probe: BusProbe) -> SmsStack:
     return build_stack(bus_probe, FakeTwilio())
 
 
-def with_config(**config: Any) -> Delivery:
+def with_config(**config: Any) -> dict[str, Any]:
     message = load_event(DELIVERY)
     message["rule"]["config"] = {"to": [FIRST], **config}
-    return parse_delivery(message)
+    return message
 
 
 # ---- the request Twilio receives ----
@@ -209,11 +211,12 @@ def test_persistent_throttling_raises_and_the_retry_sends_once(stack: SmsStack) 
     stack.twilio.responses = [twilio_error(429, 20429, "Too Many Requests")] * 3
 
     # WHEN
-    with pytest.raises(TwilioRestException) as raised:
+    with pytest.raises(RetryLater) as raised:
         stack.handle(with_config(body="hi"))
 
     # THEN raised (Lambda retries the invocation), nothing reported or remembered
-    assert raised.value.status == 429
+    assert isinstance(raised.value.__cause__, TwilioRestException)
+    assert raised.value.__cause__.status == 429
     assert len(stack.twilio.requests) == 3
     assert stack.results() == []
     assert idempotency_records() == []
@@ -228,7 +231,7 @@ def test_a_retry_after_beyond_the_limit_is_left_to_lambda(stack: SmsStack) -> No
     stack.twilio.responses = [twilio_error(429, 20429, "slow down", {"Retry-After": "60"})]
 
     # WHEN / THEN no sleep in the function: raised at once
-    with pytest.raises(TwilioRestException):
+    with pytest.raises(RetryLater):
         stack.handle(with_config(body="hi"))
     assert stack.sleeps == []
     assert len(stack.twilio.requests) == 1
@@ -256,7 +259,7 @@ def test_a_redelivery_after_a_partial_failure_sends_only_to_the_rest(stack: SmsS
     # GIVEN the first number sent, the second failing transiently (500 on every attempt)
     first_sent = created("SM" + "f" * 32, {"To": FIRST, "From": FROM_NUMBER, "Body": EXPECTED_BODY})
     stack.twilio.responses = [first_sent, *[twilio_error(500, 20500, "oops")] * 3]
-    with pytest.raises(TwilioRestException):
+    with pytest.raises(RetryLater):
         stack.handle()
 
     # WHEN Lambda retries the invocation
@@ -367,7 +370,9 @@ def sms_app(bus_probe: BusProbe, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 def log_lines(app: ModuleType, caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     """The function's log records as its Powertools Logger writes them (JSON, with the invocation's keys)."""
     formatter = app.logger.registered_formatter
-    return [json.loads(formatter.format(record)) for record in caplog.records if record.name == "sms"]
+    return [
+        json.loads(formatter.format(record)) for record in caplog.records if record.name in ("sms", "correlator.sms")
+    ]
 
 
 def test_without_a_secret_the_function_runs_dry(
@@ -409,7 +414,7 @@ def test_the_function_sends_through_its_action(
     # GIVEN the function's action with a Twilio secret and a fake Twilio
     put_secret(twilio_secret())
     stack = build_stack(bus_probe, FakeTwilio())
-    monkeypatch.setattr(sms_app, "action", stack.action)
+    monkeypatch.setattr(sms_app, "runner", stack.runner)
 
     # WHEN the same delivery arrives twice
     first = sms_app.lambda_handler(load_event(DELIVERY), lambda_context)

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from correlator.event import REQUEST_KEY_PATTERN, TYPE_PATTERN, Event, Level
-from correlator.eventlog import LogLineFormat, format_instant, format_log_line, render_log_message
+from correlator.eventlog import LogLineFormat, format_instant, format_log_line
+from correlator.logwriter import render_log_message
 from tests.samples import load_event
 
 # ARCHITECTURE.md section 7, verbatim.

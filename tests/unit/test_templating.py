@@ -27,7 +27,7 @@ SMS_TEMPLATES = ROOT / "functions" / "sms" / "templates"
 SENDER = "noreply@correlator.example"
 
 
-def delivery_with(sample: str = "eventbridge/email-delivery", *, config: Any = None, **detail: Any) -> Delivery:
+def delivery_with(sample: str = "eventbridge/email-delivery", *, config: Any = None, **detail: Any) -> Delivery[Any]:
     """A sample delivery with another rule config and/or other event fields."""
     message = load_event(sample)
     if config is not None:
@@ -322,7 +322,7 @@ def test_templates_see_the_documented_variables() -> None:
 
 def test_the_default_sms_template_is_one_short_gsm_message() -> None:
     # GIVEN
-    delivery = parse_delivery(load_event("eventbridge/sms-delivery"))
+    delivery: Delivery[Any] = parse_delivery(load_event("eventbridge/sms-delivery"))
 
     # WHEN
     body = compose_sms(delivery, TemplateRenderer(SMS_TEMPLATES))
@@ -338,7 +338,8 @@ def test_an_inline_sms_body_is_fitted_to_max_segments() -> None:
     message["rule"]["config"] = {"to": ["+447700900123"], "body": "${'x' * 400}", "max_segments": 2}
 
     # WHEN
-    body = compose_sms(parse_delivery(message), TemplateRenderer(SMS_TEMPLATES))
+    delivery: Delivery[Any] = parse_delivery(message)
+    body = compose_sms(delivery, TemplateRenderer(SMS_TEMPLATES))
 
     # THEN
     assert body.text == "x" * 303 + "..."
@@ -352,7 +353,8 @@ def test_the_dataset_sms_template_lists_the_row() -> None:
     message["rule"]["config"] = {"to": ["+447700900123"], "template": "dataset"}
 
     # WHEN
-    body = compose_sms(parse_delivery(message), TemplateRenderer(SMS_TEMPLATES))
+    delivery: Delivery[Any] = parse_delivery(message)
+    body = compose_sms(delivery, TemplateRenderer(SMS_TEMPLATES))
 
     # THEN
     assert body.text.splitlines() == [

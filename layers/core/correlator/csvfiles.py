@@ -24,18 +24,19 @@ import io
 import logging
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
 
+from correlator.action import BatchOutcome, Result
 from correlator.appender import ObjectState, S3Appender, is_missing
+from correlator.configs import CsvConfig
 from correlator.csvkeys import InvalidKeyError, key_values, render_key
-from correlator.delivery import Delivery, emit_result, parse_delivery
+from correlator.delivery import Delivery, parse_delivery
 from correlator.event import Kind, Level, format_time
-from correlator.internal import InternalEventEmitter
-from correlator.rules import CsvConfig
+from correlator.registry import ActionSpec, spec_of
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -57,6 +58,7 @@ WRITTEN = "written"
 SKIPPED = "skipped"
 INVALID_KEY = "invalid_key"
 UNREADABLE_HEADER = "unreadable_header"
+DROPPED = "dropped"  # a count: payload keys without a column
 
 
 class CsvHeaderError(Exception):
@@ -154,7 +156,7 @@ class CsvRow:
     """One dataset event on its way to a file; ``dropped`` is set when it is rendered."""
 
     message_id: str
-    delivery: Delivery
+    delivery: Delivery[CsvConfig]
     config: CsvConfig
     key: str
     dropped: list[str] = field(default_factory=list)
@@ -194,120 +196,75 @@ def render_rows(rows: Sequence[CsvRow], header: Sequence[str]) -> bytes:
     return format_records([row.cells(header) for row in rows])
 
 
-# ---- the batch writer -----------------------------------------------------------------------
+# ---- the action -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CsvResult:
-    """What became of one delivery: its result event's ``object``, ``info``, level and payload."""
+class CsvAction:
+    """The csv action: a batch of deliveries, one append per file, a result per delivery (at least once)."""
 
-    message_id: str
-    delivery: Delivery
-    object: str | None
-    info: str
-    level: Level = Level.INFO
-    payload: dict[str, Any] | None = None
+    spec: ClassVar[ActionSpec] = spec_of("csv")
+    metrics: ClassVar[Mapping[str, str]] = {
+        WRITTEN: "CsvRowsWritten",
+        SKIPPED: "CsvRowsSkipped",
+        INVALID_KEY: "CsvRowsRejected",
+        UNREADABLE_HEADER: "CsvRowsRejected",
+        DROPPED: "CsvCellsDropped",
+        "invalid": "CsvRecordsFailed",
+        "failed": "CsvRecordsFailed",
+    }
+    reports: ClassVar[bool] = True
+    parse = staticmethod(parse_delivery)
 
-
-@dataclass(slots=True)
-class CsvBatchReport:
-    """The outcome of a batch: per-delivery results, and the messages to hand back to SQS."""
-
-    results: list[CsvResult] = field(default_factory=list)
-    failures: dict[str, Exception] = field(default_factory=dict)  # message id -> why (retried by SQS)
-    files: int = 0
-
-    def count(self, info: str) -> int:
-        return sum(1 for result in self.results if result.info == info)
-
-    @property
-    def dropped_cells(self) -> int:
-        return sum(len((result.payload or {}).get("dropped", [])) for result in self.results)
-
-
-class CsvWriter:
-    """Writes batches of csv deliveries to the data bucket and reports each one as a result event."""
-
-    def __init__(self, appender: S3Appender, emitter: InternalEventEmitter) -> None:
+    def __init__(self, appender: S3Appender) -> None:
         self.appender = appender
-        self.emitter = emitter
 
-    def write_batch(self, messages: Sequence[tuple[str, str]]) -> CsvBatchReport:
-        """Write ``(message id, body)`` deliveries: one append per file, then every result event.
-
-        A message that is not a csv delivery, or whose file could not be appended to, is in
-        ``failures`` (SQS retries it, then dead-letters it); everything else has a result.
-        """
-        report = CsvBatchReport()
+    def perform_batch(self, deliveries: Sequence[tuple[str, Delivery[CsvConfig]]]) -> BatchOutcome:
+        """Write the deliveries' rows, one append per file; a file that cannot be appended to fails its rows."""
+        outcome = BatchOutcome()
         files: dict[str, list[CsvRow]] = {}
-        for message_id, body in messages:
-            try:
-                row = self._row(message_id, body, report)
-            except ValueError as error:  # pydantic's ValidationError included
-                report.failures[message_id] = error
-                continue
+        for message_id, delivery in deliveries:
+            row = self._row(message_id, delivery, outcome)
             if row is not None:
                 files.setdefault(row.key, []).append(row)
         for key, rows in files.items():
-            self._write_file(key, rows, report)
-        order = {message_id: position for position, (message_id, _) in enumerate(messages)}
-        report.results.sort(key=lambda result: order[result.message_id])
-        self.emitter.publish(
-            [
-                emit_result(
-                    self.emitter,
-                    result.delivery,
-                    object=result.object,
-                    info=result.info,
-                    level=result.level,
-                    payload=result.payload,
-                    publish=False,
-                )
-                for result in report.results
-            ]
-        )
-        return report
+            self._write_file(key, rows, outcome)
+        outcome.counts[DROPPED] = sum(len((r.payload or {}).get("dropped", [])) for r in _results(outcome))
+        logger.info("csv batch", extra={"files": len(files), "rows": sum(len(rows) for rows in files.values())})
+        return outcome
 
-    def _row(self, message_id: str, body: str, report: CsvBatchReport) -> CsvRow | None:
-        delivery = parse_delivery(body)
-        if delivery.action != "csv":
-            raise ValueError(f"not a csv delivery: {delivery.rule.action!r}")
-        config = CsvConfig.model_validate(delivery.rule.config)
-        event = delivery.event
+    def _row(self, message_id: str, delivery: Delivery[CsvConfig], outcome: BatchOutcome) -> CsvRow | None:
+        config, event = delivery.config, delivery.event
         if event.kind is not Kind.DATASET or not event.payload:
-            report.results.append(
-                CsvResult(message_id, delivery, None, SKIPPED, Level.WARN, {"reason": "not a dataset event"})
-            )
+            outcome.results[message_id] = Result(SKIPPED, SKIPPED, None, Level.WARN, {"reason": "not a dataset event"})
             return None
         try:
             key = render_key(config.key, key_values(event, delivery.rule.name))
         except InvalidKeyError as error:
-            report.results.append(
-                CsvResult(message_id, delivery, config.key, INVALID_KEY, Level.ERROR, {"error": str(error)})
+            outcome.results[message_id] = Result(
+                INVALID_KEY, INVALID_KEY, config.key, Level.ERROR, {"error": str(error)}
             )
             return None
         return CsvRow(message_id, delivery, config, key)
 
-    def _write_file(self, key: str, rows: list[CsvRow], report: CsvBatchReport) -> None:
+    def _write_file(self, key: str, rows: list[CsvRow], outcome: BatchOutcome) -> None:
         try:
             self.append_rows(key, rows)
         except CsvHeaderError as error:
             logger.error("csv header unreadable", extra={"key": key, "reason": str(error)})
             for row in rows:
-                report.results.append(
-                    CsvResult(row.message_id, row.delivery, key, UNREADABLE_HEADER, Level.ERROR, {"error": str(error)})
+                outcome.results[row.message_id] = Result(
+                    UNREADABLE_HEADER, UNREADABLE_HEADER, key, Level.ERROR, {"error": str(error)}
                 )
             return
         except Exception as error:  # S3 errors, lost races: these rows are retried, the batch's others stand
             logger.exception("csv append failed", extra={"key": key, "rows": len(rows)})
             for row in rows:
-                report.failures[row.message_id] = error
+                outcome.results[row.message_id] = error
             return
-        report.files += 1
         for row in rows:
             payload = {"dropped": row.dropped} if row.dropped else None
             level = Level.WARN if row.dropped else Level.INFO
-            report.results.append(CsvResult(row.message_id, row.delivery, key, WRITTEN, level, payload))
+            outcome.results[row.message_id] = Result(WRITTEN, WRITTEN, key, level, payload)
 
     def append_rows(self, key: str, rows: Sequence[CsvRow]) -> ObjectState:
         """Append ``rows`` to ``key`` in one append, under the header the file has when it lands."""
@@ -355,3 +312,7 @@ class DataFiles:
             raise
         lines = (line.decode("utf-8") for line in body.iter_lines(chunk_size=64 * 1024, keepends=True))
         return csv.reader(lines)
+
+
+def _results(outcome: BatchOutcome) -> Iterable[Result]:
+    return (result for result in outcome.results.values() if isinstance(result, Result))

@@ -12,15 +12,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
+from correlator.configs import ActionConfig
 from correlator.event import Event, Level
 from correlator.internal import InternalEventEmitter
 from correlator.rules import Rule, canonical_action
 
+ConfigT = TypeVar("ConfigT", bound=ActionConfig, covariant=True)
+
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(Generic[ConfigT]):
     """One rule firing: the rule and the event that matched it."""
 
     rule: Rule
@@ -31,12 +34,17 @@ class Delivery:
         return canonical_action(self.rule.action)
 
     @property
+    def config(self) -> ConfigT:
+        """The rule's validated config (the runner checks it is the model of this delivery's action)."""
+        return cast("ConfigT", self.rule.typed_config)
+
+    @property
     def idempotency_key(self) -> str:
         """(rule name, event id): the unit of "do it once"."""
         return f"{self.rule.name}#{self.event.id}"
 
 
-def parse_delivery(payload: Mapping[str, Any] | str) -> Delivery:
+def parse_delivery(payload: Mapping[str, Any] | str) -> Delivery[ActionConfig]:
     """Parse a delivery; ``ValueError`` (incl. pydantic's) when it is not one."""
     message: Any = json.loads(payload) if isinstance(payload, str) else payload
     if not isinstance(message, Mapping) or not isinstance(message.get("event"), Mapping):
@@ -48,7 +56,7 @@ def parse_delivery(payload: Mapping[str, Any] | str) -> Delivery:
 
 def emit_result(
     emitter: InternalEventEmitter,
-    delivery: Delivery,
+    delivery: Delivery[ActionConfig],
     *,
     object: str | None,
     info: str,

@@ -20,7 +20,6 @@ meanwhile stay in the current file. There is only ever one current file.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -28,7 +27,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,12 +50,6 @@ UNCOMPRESSED_SIZE_META = "uncompressed-size"
 # Archive names are exactly "default.log." + an epoch in ms (13 digits until the year 2286).
 ARCHIVE_NAME_RE = re.compile(r"default\.log\.(\d{13})")
 LOG_LINE_FORMAT_ENV = "LOG_LINE_FORMAT"
-LEVEL_ACTIONS: dict[str, Level | None] = {
-    "log": None,
-    "log.info": Level.INFO,
-    "log.warn": Level.WARN,
-    "log.error": Level.ERROR,
-}
 
 
 class LogLineFormat(StrEnum):
@@ -319,20 +312,3 @@ def _gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
         if out := compressor.compress(chunk):
             yield out
     yield compressor.flush()
-
-
-def render_log_message(body: str, line_format: LogLineFormat = LogLineFormat.PERSONIUM) -> str:
-    """The log line for one log-queue message: ``{"rule": {...}, "event": <EventBridge event>}``.
-
-    The rule's action picks the level (``log``: see ``format_log_line``). Raises ``ValueError``
-    (pydantic's ``ValidationError`` included) for a message that is not a valid log delivery.
-    """
-    message: Any = json.loads(body)
-    if not isinstance(message, dict) or not isinstance(message.get("event"), dict):
-        raise ValueError("a log message is {'rule': {...}, 'event': <EventBridge event>}")
-    rule = message.get("rule") or {}
-    action = rule.get("action", "log") if isinstance(rule, dict) else "log"
-    if action not in LEVEL_ACTIONS:
-        raise ValueError(f"not a log action: {str(action)[:40]!r}")
-    event = Event.model_validate(message["event"].get("detail"))
-    return format_log_line(event, LEVEL_ACTIONS[action], line_format)

@@ -17,22 +17,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
 
+from correlator.action import Call, Effect, Result, RetryLater
+from correlator.configs import EmailConfig
 from correlator.delivery import Delivery
-from correlator.internal import InternalEventEmitter
-from correlator.notification import (
-    STATUS_SENT,
-    ActionLog,
-    NotificationResult,
-    OncePerKey,
-    clip_error,
-    failed,
-    report,
-)
-from correlator.rules import EmailConfig
+from correlator.notification import STATUS_FAILED, STATUS_SENT, failed
+from correlator.registry import ActionSpec, spec_of
 from correlator.templating import (
     TemplateError,
     TemplateFormat,
@@ -50,6 +44,7 @@ SUBJECT_FILE = "subject.mako"
 TEXT_FILE = "body.txt.mako"
 HTML_FILE = "body.html.mako"
 CHARSET = "UTF-8"
+logger = logging.getLogger(__name__)
 
 # SES v2 error codes that the same request would hit again: report them, never retry.
 PERMANENT_SES_ERRORS = frozenset(
@@ -98,9 +93,9 @@ class EmailMessage:
         return len(self.to) + len(self.cc) + len(self.bcc)
 
 
-def compose_email(delivery: Delivery, renderer: TemplateRenderer, default_sender: str) -> EmailMessage:
+def compose_email(delivery: Delivery[EmailConfig], renderer: TemplateRenderer, default_sender: str) -> EmailMessage:
     """Render the rule's templates for the delivery's event; ``TemplateError`` when they fail."""
-    config = EmailConfig.model_validate(delivery.rule.config)
+    config = delivery.config
     variables = template_variables(delivery)
     if config.template is not None:
         subject, text, html = _render_named(renderer, config.template, variables)
@@ -183,61 +178,40 @@ def permanent_error_code(error: ClientError) -> str | None:
 
 
 class EmailAction:
-    """The email action: compose, send once per (rule, event), report the result event."""
+    """The email action: compose and send one email per delivery (the runner does it once and reports it)."""
 
-    def __init__(
-        self,
-        *,
-        ses: SESV2Client,
-        renderer: TemplateRenderer,
-        emitter: InternalEventEmitter,
-        once: OncePerKey,
-        default_sender: str,
-        log: ActionLog | None = None,
-    ) -> None:
-        self._log: ActionLog = log or logging.getLogger(__name__)
+    spec: ClassVar[ActionSpec] = spec_of("email")
+    metrics: ClassVar[Mapping[str, str]] = {STATUS_SENT: "EmailsSent", STATUS_FAILED: "EmailsFailed"}
+
+    def __init__(self, *, ses: SESV2Client, renderer: TemplateRenderer, default_sender: str) -> None:
         self._ses = ses
         self._renderer = renderer
-        self._emitter = emitter
-        self._once = once
         self._default_sender = default_sender
 
-    def handle(self, delivery: Delivery) -> tuple[NotificationResult, bool]:
-        """Send the delivery's email unless it was already handled; the result and whether it was a replay."""
-        key = {"action": delivery.action, "rule": delivery.rule.name, "event": delivery.event.id}
-        result, replayed = self._once.run(key, lambda: self._send(delivery))
-        if replayed:
-            self._log.info("email already handled: not sent again", extra={"status": result["status"]})
-        return result, replayed
+    def plan(self, delivery: Delivery[EmailConfig], call: Call) -> list[Effect]:
+        return [Effect(partial(self.send, delivery))]
 
-    def _send(self, delivery: Delivery) -> NotificationResult:
+    def send(self, delivery: Delivery[EmailConfig]) -> Result:
+        """Compose and send the delivery's email; a permanent failure is a result, a transient one ``RetryLater``."""
+        config = delivery.config
+        recipients = f"{len(config.to) + len(config.cc) + len(config.bcc)} recipients"
         try:
             message = compose_email(delivery, self._renderer, self._default_sender)
         except TemplateError as error:
-            self._log.error("email template failed", extra={"code": error.code, "error": error.message})
-            recipients = _recipient_count(delivery.rule.config)
-            return report(self._emitter, delivery, failed(error.code, recipients), {"error": clip_error(error.message)})
-        recipients = f"{message.recipient_count} recipients"
+            logger.error("email template failed", extra={"code": error.code, "error": error.message})
+            return failed(error.code, recipients, error.message)
         try:
             response = self._ses.send_email(**send_email_request(message))
         except ClientError as error:
             code = permanent_error_code(error)
             if code is None:
-                raise  # transient: Lambda retries the invocation
+                raise RetryLater(f"SES: {error}") from error
             detail = str(error.response.get("Error", {}).get("Message") or error)
-            self._log.error(
-                "email rejected", extra={"code": code, "error": detail, "recipients": message.recipient_count}
-            )
-            return report(self._emitter, delivery, failed(code, recipients), {"error": clip_error(detail)})
+            logger.error("email rejected", extra={"code": code, "error": detail, "recipients": message.recipient_count})
+            return failed(code, recipients, detail)
         message_id = response["MessageId"]
-        self._log.info(
+        logger.info(
             "email sent",
             extra={"message_id": message_id, "recipients": message.recipient_count, "html": message.html is not None},
         )
-        result = NotificationResult(status=STATUS_SENT, info=STATUS_SENT, object=message_id)
-        return report(self._emitter, delivery, result, {"recipients": message.recipient_count})
-
-
-def _recipient_count(config: Mapping[str, Any]) -> str:
-    count = sum(len(config.get(field) or []) for field in ("to", "cc", "bcc"))
-    return f"{count} recipients"
+        return Result(STATUS_SENT, STATUS_SENT, message_id, payload={"recipients": message.recipient_count})

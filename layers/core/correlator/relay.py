@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import urllib3
@@ -32,15 +33,15 @@ from pydantic import ValidationError
 from urllib3.exceptions import HTTPError, NewConnectionError, SSLError
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
-from correlator.delivery import Delivery, emit_result
+from correlator.action import Call, Effect, Result
+from correlator.configs import RelayBusConfig, RelayConfig, RelayEventConfig
+from correlator.delivery import Delivery
 from correlator.event import Event, EventSubmission, Level
-from correlator.idempotency import OncePerKey
-from correlator.internal import InternalEventEmitter
 from correlator.publisher import RETRYABLE_ERROR_CODES, EventPublisher
+from correlator.registry import ActionSpec, spec_of
 from correlator.relay_policy import (
     API_KEY_HEADER,
     EVENT_ID_HEADER,
-    HTTP_RELAY_ACTIONS,
     REQUEST_KEY_HEADER,
     RESERVED_HEADERS,
     RULE_CHAIN_HEADER,
@@ -64,7 +65,6 @@ MAX_ATTEMPTS = 3
 BASE_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 8.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-IDEMPOTENCY_KEY_PREFIX = "relay"
 _RETRYABLE_BUS_ERRORS = RETRYABLE_ERROR_CODES | {
     "ServiceUnavailable",
     "EndpointConnectionError",
@@ -382,119 +382,100 @@ class SecretReader:
 # ---- the actions --------------------------------------------------------------------------------
 
 
-class RelayRetryLater(Exception):
-    """A retryable failure outlasted this invocation's attempts: raised so Lambda retries the delivery."""
-
-
 @dataclass(frozen=True, slots=True)
 class RelayResult:
     """What a relay did: the result event's ``object``/``info``, and how it ended."""
 
-    action: str
     object: str
     info: str
     outcome: Outcome
     retryable: bool = False
     payload: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"action": self.action, "object": self.object, "info": self.info, "outcome": self.outcome}
+    def to_result(self) -> Result:
+        level = Level.INFO if self.outcome == "delivered" else Level.ERROR
+        return Result(self.outcome, self.info, self.object, level, self.payload or None, retry=self.retryable)
 
 
-class Relay:
-    """Runs the relay actions for deliveries and emits their result events."""
+RelayConfigs = RelayConfig | RelayEventConfig | RelayBusConfig
+
+
+class RelayAction:
+    """The relay actions: one effect per delivery, retried later (``Result.retry``) while a retry may succeed."""
+
+    spec: ClassVar[ActionSpec] = spec_of("relay")
+    metrics: ClassVar[Mapping[str, str]] = {
+        "delivered": "RelaysDelivered",
+        "rejected": "RelaysRejected",
+        "blocked": "RelaysBlocked",
+        "failed": "RelaysRetried",  # retryable: Lambda tries it again
+    }
 
     def __init__(
         self,
         settings: RelaySettings,
-        emitter: InternalEventEmitter,
         *,
         secrets: Callable[[str], str],
         events_client_for: Callable[[str], EventBridgeClient],
         sender: RelaySender | None = None,
     ) -> None:
         self._settings = settings
-        self._emitter = emitter
         self._secrets = secrets
         self._events_client_for = events_client_for
         self._sender = sender or RelaySender(settings.allowed_hosts)
 
-    def run(self, delivery: Delivery, remaining: Remaining) -> dict[str, Any]:
-        """Relay ``delivery``, emit its result event; raise ``RelayRetryLater`` when a retry may still succeed."""
-        action = delivery.action
-        if action == "relay.bus":
-            result = self._to_bus(delivery)
-        elif action in HTTP_RELAY_ACTIONS:
-            result = self._over_http(delivery, remaining)
-        else:
-            raise ValueError(f"not a relay action: {action}")
-        level = Level.INFO if result.outcome == "delivered" else Level.ERROR
-        emit_result(
-            self._emitter,
-            delivery,
-            object=result.object,
-            info=result.info,
-            level=level,
-            payload=result.payload or None,
-        )
-        log = logger.info if result.outcome == "delivered" else logger.warning
-        log("relay finished", extra={**result.to_json(), **result.payload})
-        if result.retryable:
-            raise RelayRetryLater(f"{action} to {result.object}: {result.info}")
-        return result.to_json()
+    def plan(self, delivery: Delivery[RelayConfigs], call: Call) -> list[Effect]:
+        return [Effect(partial(self.relay, delivery, call.remaining_seconds))]
 
-    def _over_http(self, delivery: Delivery, remaining: Remaining) -> RelayResult:
-        action, event, config = delivery.action, delivery.event, delivery.rule.config
-        url = str(config.get("url", ""))
-        target = loggable_url(url)
+    def relay(self, delivery: Delivery[RelayConfigs], remaining: Remaining) -> Result:
+        """Relay ``delivery``; a retryable failure is a ``Result`` with ``retry`` (reported, then retried)."""
+        config = delivery.config
+        if isinstance(config, RelayBusConfig):
+            result = self._to_bus(delivery, config)
+        else:
+            result = self._over_http(delivery, config, remaining)
+        log = logger.info if result.outcome == "delivered" else logger.warning
+        log("relay finished", extra={"object": result.object, "info": result.info, "outcome": result.outcome})
+        return result.to_result()
+
+    def _over_http(
+        self, delivery: Delivery[RelayConfigs], config: RelayConfig | RelayEventConfig, remaining: Remaining
+    ) -> RelayResult:
+        event = delivery.event
+        target = loggable_url(config.url)
         try:
-            body = encode_body(event.to_detail() if action == "relay" else relay_event_body(event))
+            body = encode_body(event.to_detail() if isinstance(config, RelayConfig) else relay_event_body(event))
         except ValueError as error:
-            return RelayResult(action, target, "invalid_event", "blocked", payload={"reason": str(error)})
+            return RelayResult(target, "invalid_event", "blocked", payload={"reason": str(error)})
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **chain_headers(event, self._settings)}
         origin_headers: dict[str, str] = {}
         try:
-            if action == "relay":
-                for name, value in (config.get("headers") or {}).items():
+            if isinstance(config, RelayConfig):
+                for name, value in config.headers.items():
                     if name.lower() not in RESERVED_HEADERS:  # rules created before a name became reserved
                         origin_headers[name] = value
-                if config.get("secret_name"):
-                    headers[SIGNATURE_HEADER] = sign(self._secrets(str(config["secret_name"])), body)
+                if config.secret_name:
+                    headers[SIGNATURE_HEADER] = sign(self._secrets(config.secret_name), body)
             else:
-                origin_headers[API_KEY_HEADER] = self._secrets(str(config["api_key_secret"]))
+                origin_headers[API_KEY_HEADER] = self._secrets(config.api_key_secret)
         except SecretUnavailable as problem:
-            return RelayResult(action, target, problem.code, "blocked", payload={"reason": str(problem)})
-        sent = self._sender.send(OutboundRequest(url, body, headers, origin_headers), remaining)
+            return RelayResult(target, problem.code, "blocked", payload={"reason": str(problem)})
+        sent = self._sender.send(OutboundRequest(config.url, body, headers, origin_headers), remaining)
         payload: dict[str, Any] = {"attempts": sent.attempts}
         if sent.redirects:
             payload["redirects"] = sent.redirects
         if sent.reason:
             payload["reason"] = sent.reason
-        return RelayResult(action, target, sent.info, sent.outcome, sent.retryable, payload)
+        return RelayResult(target, sent.info, sent.outcome, sent.retryable, payload)
 
-    def _to_bus(self, delivery: Delivery) -> RelayResult:
-        event, bus_arn = delivery.event, str(delivery.rule.config["bus_arn"])
+    def _to_bus(self, delivery: Delivery[RelayConfigs], config: RelayBusConfig) -> RelayResult:
+        event, bus_arn = delivery.event, config.bus_arn
         relayed = event.model_copy(update={"hops": event.hops + 1, "via": via_after(event, self._settings) or None})
         region = bus_arn.split(":")[3]
         outcome = EventPublisher(self._events_client_for(region), bus_arn).publish([relayed])[0]
         if outcome.accepted:
-            return RelayResult(delivery.action, bus_arn, "accepted", "delivered")
+            return RelayResult(bus_arn, "accepted", "delivered")
         code = outcome.error_code or "failed"
         retryable = code in _RETRYABLE_BUS_ERRORS
         payload = {"reason": (outcome.error_message or "")[:512]}
-        return RelayResult(delivery.action, bus_arn, code, "failed" if retryable else "rejected", retryable, payload)
-
-
-def run_once(relay: Relay, once: OncePerKey) -> Callable[[Delivery, Remaining], dict[str, Any]]:
-    """``relay.run`` made idempotent on (rule name, event id).
-
-    A completed relay (delivered, or refused for good) is recorded, so a re-delivery returns the
-    recorded result without sending again or emitting a second result event. A raised
-    ``RelayRetryLater`` (or any error) records nothing, so Lambda's retry sends again.
-    """
-
-    def run(delivery: Delivery, remaining: Remaining) -> dict[str, Any]:
-        result, _ = once.run({"delivery": delivery.idempotency_key}, lambda: relay.run(delivery, remaining))
-        return result
-
-    return run
+        return RelayResult(bus_arn, code, "failed" if retryable else "rejected", retryable, payload)

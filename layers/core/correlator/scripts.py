@@ -32,17 +32,19 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from correlator.action import Call, Effect, Result
+from correlator.configs import SCRIPT_NAME_PATTERN, ScriptConfig
 from correlator.csvfiles import DataFiles
-from correlator.delivery import Delivery, emit_result
+from correlator.delivery import Delivery
 from correlator.event import Event, EventSubmission, Level, new_request_key, stamp_event
-from correlator.internal import InternalEventEmitter
 from correlator.publisher import EventPublisher
-from correlator.rules import SCRIPT_NAME_PATTERN, ScriptConfig
+from correlator.registry import ActionSpec, spec_of
+from correlator.text import clip
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -51,9 +53,12 @@ logger = logging.getLogger(__name__)
 
 SCRIPT_NAME_RE = re.compile(SCRIPT_NAME_PATTERN)
 MAX_RESULT_BYTES = 32 * 1024
-MAX_ERROR_CHARS = 1000
 RESERVE_SECONDS = 2.0  # kept back after a script's deadline, to report its result
 MIN_RUN_SECONDS = 1.0  # a script does not start with less time than this
+
+# Result statuses (``ok`` is also the ``info`` of a run that succeeded).
+REJECTED = "rejected"
+FAILED = "failed"
 
 # Result ``info`` codes.
 OK = "ok"
@@ -84,14 +89,6 @@ class ScriptInputError(Exception):
 
 class DeadlineExceededError(Exception):
     """Raised by ``ScriptContext.check_deadline`` when the script's time is up."""
-
-
-class ScriptFailedError(Exception):
-    """A run failed in a way a retry may fix; raised after its result event was emitted."""
-
-    def __init__(self, outcome: ScriptOutcome) -> None:
-        super().__init__(f"{outcome.target}: {outcome.info}")
-        self.outcome = outcome
 
 
 class RemainingTime(Protocol):
@@ -230,12 +227,12 @@ class ScriptOutcome:
     payload: dict[str, Any] | None = None
     retry: bool = False
 
-    @property
-    def level(self) -> Level:
-        return Level.INFO if self.info == OK else Level.ERROR
-
-    def to_json(self) -> dict[str, Any]:
-        return {"target": self.target, "info": self.info, "payload": self.payload, "retry": self.retry}
+    def to_result(self) -> Result:
+        """The run as the runner reports it: ``ok``, ``rejected`` (permanent) or ``failed`` (retried)."""
+        if self.info == OK:
+            return Result(OK, OK, self.target, Level.INFO, self.payload)
+        status = FAILED if self.retry else REJECTED
+        return Result(status, self.info, self.target, Level.ERROR, self.payload, retry=self.retry)
 
 
 def bounded_result(result: Mapping[str, Any] | None, max_bytes: int = MAX_RESULT_BYTES) -> dict[str, Any]:
@@ -254,8 +251,7 @@ def bounded_result(result: Mapping[str, Any] | None, max_bytes: int = MAX_RESULT
 
 
 def _describe(error: BaseException) -> str:
-    text = f"{type(error).__name__}: {error}"
-    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+    return clip(f"{type(error).__name__}: {error}")
 
 
 def _error(error: BaseException | str, **extra: Any) -> dict[str, Any]:
@@ -271,14 +267,20 @@ def parse_function_arns(value: str) -> frozenset[str]:
 # ---- runner ----------------------------------------------------------------------------------
 
 
-class ScriptRunner:
-    """Runs the script action of deliveries; see the module docstring."""
+class ScriptAction:
+    """The script action: one run per delivery (the runner does it once and reports it); see the module docstring."""
+
+    spec: ClassVar[ActionSpec] = spec_of("script")
+    metrics: ClassVar[Mapping[str, str]] = {
+        OK: "ScriptRunsSucceeded",
+        REJECTED: "ScriptRunsRejected",
+        FAILED: "ScriptRunsFailed",
+    }
 
     def __init__(
         self,
         registry: ScriptRegistry,
         *,
-        emitter: InternalEventEmitter,
         publisher: EventPublisher,
         lambda_client: LambdaClient | None,
         allowed_functions: Collection[str] = (),
@@ -288,7 +290,6 @@ class ScriptRunner:
         max_result_bytes: int = MAX_RESULT_BYTES,
     ) -> None:
         self.registry = registry
-        self.emitter = emitter
         self.publisher = publisher
         self.lambda_client = lambda_client
         self.allowed_functions = frozenset(allowed_functions)
@@ -297,24 +298,14 @@ class ScriptRunner:
         self.min_run_seconds = min_run_seconds
         self.max_result_bytes = max_result_bytes
 
-    def execute(self, delivery: Delivery, message: Mapping[str, Any], context: RemainingTime) -> ScriptOutcome:
-        """Run ``delivery``, emit its result event, and raise ``ScriptFailedError`` if it should be retried."""
-        outcome = self.run(delivery, message, context)
-        emit_result(
-            self.emitter,
-            delivery,
-            object=outcome.target,
-            info=outcome.info,
-            level=outcome.level,
-            payload=outcome.payload,
-        )
-        if outcome.retry:
-            raise ScriptFailedError(outcome)
-        return outcome
+    def plan(self, delivery: Delivery[ScriptConfig], call: Call) -> list[Effect]:
+        return [Effect(lambda: self.run(delivery, call.payload, call.context).to_result())]
 
-    def run(self, delivery: Delivery, message: Mapping[str, Any], context: RemainingTime) -> ScriptOutcome:
+    def run(
+        self, delivery: Delivery[ScriptConfig], message: Mapping[str, Any], context: RemainingTime
+    ) -> ScriptOutcome:
         """Run ``delivery``'s script or function and return what happened (never raises for the script's errors)."""
-        config = ScriptConfig.model_validate(delivery.rule.config)
+        config = delivery.config
         if config.script is not None:
             target = config.script
             script = self.registry.get(target)
@@ -346,7 +337,7 @@ class ScriptRunner:
         name: str,
         script: Script,
         args: dict[str, Any],
-        delivery: Delivery,
+        delivery: Delivery[ScriptConfig],
         deadline: float,
         lambda_context: RemainingTime,
     ) -> ScriptOutcome:
@@ -369,7 +360,7 @@ class ScriptRunner:
             return ScriptOutcome(name, code, _error(error, emitted=context.emitted), retry=True)
         return self._result(name, result)
 
-    def _invoke(self, arn: str, delivery: Delivery, message: Mapping[str, Any]) -> ScriptOutcome:
+    def _invoke(self, arn: str, delivery: Delivery[ScriptConfig], message: Mapping[str, Any]) -> ScriptOutcome:
         if self.lambda_client is None:
             return ScriptOutcome(arn, INVOKE_FAILED, _error("no Lambda client configured"))
         request = {"rule": delivery.rule.to_json(), "event": message.get("event")}

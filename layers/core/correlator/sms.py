@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from functools import partial
+from typing import Any, ClassVar
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
@@ -35,21 +36,14 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from correlator.action import Call, Effect, Result, RetryLater
+from correlator.configs import SmsConfig
 from correlator.delivery import Delivery
-from correlator.internal import InternalEventEmitter
-from correlator.notification import (
-    STATUS_DRY_RUN,
-    STATUS_SENT,
-    ActionLog,
-    NotificationResult,
-    OncePerKey,
-    clip_error,
-    failed,
-    report,
-)
-from correlator.rules import SmsConfig
+from correlator.notification import STATUS_DRY_RUN, STATUS_FAILED, STATUS_SENT, failed
+from correlator.registry import ActionSpec, spec_of
 from correlator.templating import TemplateError, TemplateFormat, TemplateRenderer, template_variables
 
+logger = logging.getLogger(__name__)
 # The Twilio library logs every request at INFO; its warnings are enough.
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 # botocore dumps response bodies at DEBUG, and GetSecretValue's body is the Twilio credentials.
@@ -155,9 +149,9 @@ def mask_number(number: str) -> str:
     return number[:3] + "*" * (len(number) - 6) + number[-3:]
 
 
-def compose_sms(delivery: Delivery, renderer: TemplateRenderer) -> SmsBody:
+def compose_sms(delivery: Delivery[SmsConfig], renderer: TemplateRenderer) -> SmsBody:
     """Render the rule's body template for the delivery's event and fit it to ``max_segments``."""
-    config = SmsConfig.model_validate(delivery.rule.config)
+    config = delivery.config
     variables = template_variables(delivery)
     if config.template is not None:
         text = renderer.render_named(config.template, BODY_FILE, TemplateFormat.TEXT, variables)
@@ -228,10 +222,8 @@ class RetryingHttpClient(HttpClient):  # type: ignore[misc]  # twilio ships no t
         base_delay: float = 0.5,
         max_delay: float = 5.0,
         sleep: Callable[[float], Any] = time.sleep,
-        log: ActionLog | None = None,
     ) -> None:
-        self.log: ActionLog = log or logging.getLogger(__name__)
-        super().__init__(logging.getLogger(__name__), is_async=False, timeout=inner.timeout)
+        super().__init__(logger, is_async=False, timeout=inner.timeout)
         self.inner = inner
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -266,7 +258,7 @@ class RetryingHttpClient(HttpClient):  # type: ignore[misc]  # twilio ships no t
             delay = self._delay(attempt, response.headers)
             if delay is None:
                 return response
-            self.log.warning("twilio answered %s; retrying in %.2f s (attempt %d)", status, delay, attempt)
+            logger.warning("twilio answered %s; retrying in %.2f s (attempt %d)", status, delay, attempt)
             self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
 
@@ -332,12 +324,11 @@ class TwilioSender:
         http_client: HttpClient | None = None,
         max_age: int = SECRET_MAX_AGE_SECONDS,
         sleep: Callable[[float], Any] = time.sleep,
-        log: ActionLog | None = None,
     ) -> None:
         self.secret_name = secret_name
         self._secrets = secrets
         inner = http_client or TwilioHttpClient(timeout=TWILIO_TIMEOUT_SECONDS)
-        self._http_client = RetryingHttpClient(inner, sleep=sleep, log=log)
+        self._http_client = RetryingHttpClient(inner, sleep=sleep)
         self._max_age = max_age
         self._client: tuple[str, Client] | None = None
 
@@ -366,87 +357,62 @@ class TwilioSender:
 
 
 class SmsAction:
-    """The SMS action: compose, then per recipient send once per (rule, event, number) and report it.
+    """The SMS action: compose once, then one effect per recipient (the runner sends each once and reports it).
 
     ``sender`` ``None`` (no secret configured) is the dry run: nothing is sent, the message is
     logged and one result event says ``dry-run``.
     """
 
-    def __init__(
-        self,
-        *,
-        renderer: TemplateRenderer,
-        emitter: InternalEventEmitter,
-        once: OncePerKey,
-        sender: TwilioSender | None,
-        log: ActionLog | None = None,
-    ) -> None:
-        self._log: ActionLog = log or logging.getLogger(__name__)
+    spec: ClassVar[ActionSpec] = spec_of("sms")
+    metrics: ClassVar[Mapping[str, str]] = {
+        STATUS_SENT: "SmsSent",
+        STATUS_FAILED: "SmsFailed",
+        STATUS_DRY_RUN: "SmsDryRuns",
+    }
+
+    def __init__(self, *, renderer: TemplateRenderer, sender: TwilioSender | None) -> None:
         self._renderer = renderer
-        self._emitter = emitter
-        self._once = once
         self._sender = sender
 
-    def handle(self, delivery: Delivery) -> list[tuple[NotificationResult, bool]]:
-        """The result per recipient (one for a dry run or a template error) and whether each was a replay."""
-        numbers: Sequence[str] = SmsConfig.model_validate(delivery.rule.config).to
+    def plan(self, delivery: Delivery[SmsConfig], call: Call) -> list[Effect]:
+        """One effect per recipient; a single one, without outside effect, for a dry run or a template error."""
+        numbers: Sequence[str] = delivery.config.to
         recipients = f"{len(numbers)} recipients"
         try:
             body = compose_sms(delivery, self._renderer)
         except TemplateError as error:
-            self._log.error("sms template failed", extra={"code": error.code, "error": error.message})
-            payload = {"error": clip_error(error.message)}
-            return [(report(self._emitter, delivery, failed(error.code, recipients), payload), False)]
+            logger.error("sms template failed", extra={"code": error.code, "error": error.message})
+            return [Effect(partial(failed, error.code, recipients, error.message), outside=False)]
         shape = {"encoding": body.encoding, "segments": body.segments, "truncated": body.truncated}
         if self._sender is None:
-            self._log.info(
+            logger.info(
                 "sms dry run: no Twilio secret configured, nothing sent",
                 extra={"recipients": [mask_number(n) for n in numbers], "body": body.text, **shape},
             )
-            result = NotificationResult(status=STATUS_DRY_RUN, info=STATUS_DRY_RUN, object=recipients)
-            return [(report(self._emitter, delivery, result, {"recipients": len(numbers), **shape}), False)]
-
+            dry_run = Result(STATUS_DRY_RUN, STATUS_DRY_RUN, recipients, payload={"recipients": len(numbers), **shape})
+            return [Effect(lambda: dry_run, outside=False)]
         credentials = self._sender.credentials()
-        results = []
-        for number in numbers:
-            key = {"action": delivery.action, "rule": delivery.rule.name, "event": delivery.event.id, "to": number}
-            outcome = self._once.run(key, _bind(self._send_one, delivery, number, body, credentials, shape))
-            if outcome[1]:
-                self._log.info("sms already handled: not sent again", extra={"to": mask_number(number)})
-            results.append(outcome)
-        return results
+        return [
+            Effect(partial(self._send_one, self._sender, number, body, credentials, shape), part=number)
+            for number in numbers
+        ]
 
     def _send_one(
         self,
-        delivery: Delivery,
+        sender: TwilioSender,
         number: str,
         body: SmsBody,
         credentials: TwilioCredentials,
         shape: Mapping[str, Any],
-    ) -> NotificationResult:
-        assert self._sender is not None  # only called when not a dry run
+    ) -> Result:
         masked = mask_number(number)
         try:
-            sid = self._sender.send(number, body.text, credentials)
+            sid = sender.send(number, body.text, credentials)
         except TWILIO_API_ERRORS as error:
             code = twilio_error_code(error)
-            if code is None:
-                raise  # 429/5xx after the client's retries: Lambda retries the invocation
-            self._log.error("sms rejected", extra={"code": code, "to": masked, "status": error.status})
-            payload = {"to": masked, "error": clip_error(twilio_error_message(error))}
-            return report(self._emitter, delivery, failed(code, masked), payload)
-        self._log.info("sms sent", extra={"sid": sid, "to": masked, **shape})
-        result = NotificationResult(status=STATUS_SENT, info=STATUS_SENT, object=sid)
-        return report(self._emitter, delivery, result, {"to": masked, **shape})
-
-
-def _bind(
-    send: Callable[[Delivery, str, SmsBody, TwilioCredentials, Mapping[str, Any]], NotificationResult],
-    delivery: Delivery,
-    number: str,
-    body: SmsBody,
-    credentials: TwilioCredentials,
-    shape: Mapping[str, Any],
-) -> Callable[[], NotificationResult]:
-    # A closure per recipient (a lambda in the loop would capture the loop variable late).
-    return lambda: send(delivery, number, body, credentials, shape)
+            if code is None:  # 429/5xx after the client's retries: Lambda retries the invocation
+                raise RetryLater(f"Twilio answered {error.status}") from error
+            logger.error("sms rejected", extra={"code": code, "to": masked, "status": error.status})
+            return failed(code, masked, twilio_error_message(error), to=masked)
+        logger.info("sms sent", extra={"sid": sid, "to": masked, **shape})
+        return Result(STATUS_SENT, STATUS_SENT, sid, payload={"to": masked, **shape})

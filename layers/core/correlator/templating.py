@@ -26,6 +26,7 @@ from mako.lookup import TemplateLookup
 from mako.template import Template
 from markupsafe import Markup, escape
 
+from correlator.configs import ActionConfig
 from correlator.delivery import Delivery
 from correlator.event import Event, Level
 
@@ -148,7 +149,7 @@ def event_fields(event: Event) -> dict[str, Any]:
     return {label: detail[name] for name, label in FIELD_LABELS.items() if name in detail}
 
 
-def template_variables(delivery: Delivery) -> dict[str, Any]:
+def template_variables(delivery: Delivery[ActionConfig]) -> dict[str, Any]:
     """What every notification template sees.
 
     ``event`` (every field, absent ones ``None``), ``payload`` (``{}`` when absent), ``rule`` (the

@@ -1,0 +1,86 @@
+"""The log action: log-queue deliveries appended to the event log (``correlator.eventlog``) in batches."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from correlator.action import BatchOutcome, Result, check_delivery
+from correlator.configs import ActionConfig, LogConfig
+from correlator.delivery import Delivery, parse_delivery
+from correlator.event import Level
+from correlator.eventlog import EventLog, LogLineFormat, format_log_line
+from correlator.registry import ActionSpec, spec_of
+
+logger = logging.getLogger(__name__)
+
+WRITTEN = "written"
+ROTATED = "rotated"
+ROTATION_FAILED = "rotation_failed"
+LEVEL_ACTIONS: dict[str, Level | None] = {
+    "log": None,
+    "log.info": Level.INFO,
+    "log.warn": Level.WARN,
+    "log.error": Level.ERROR,
+}
+
+
+def parse_log_delivery(body: str) -> Delivery[ActionConfig]:
+    """A log queue message as a delivery; a message without a rule logs at the event's own level."""
+    message: Any = json.loads(body)
+    if isinstance(message, dict) and not message.get("rule"):
+        message = {**message, "rule": {"name": "log", "action": "log"}}
+    return parse_delivery(message)
+
+
+def log_line(delivery: Delivery[ActionConfig], line_format: LogLineFormat = LogLineFormat.PERSONIUM) -> str:
+    """The delivery's line: the rule's action picks the level (``log``: see ``format_log_line``)."""
+    return format_log_line(delivery.event, LEVEL_ACTIONS[delivery.action], line_format)
+
+
+def render_log_message(body: str, line_format: LogLineFormat = LogLineFormat.PERSONIUM) -> str:
+    """The log line for one log-queue message; ``ValueError`` (pydantic's included) when it is not a log delivery."""
+    delivery = parse_log_delivery(body)
+    check_delivery(LogAction.spec, delivery)
+    return log_line(delivery, line_format)
+
+
+class LogAction:
+    """The log action: a batch of deliveries appended to the event log in one request, then rotated if due.
+
+    Lines are at least once and emit no result event (the log action cannot feed a rule loop).
+    """
+
+    spec: ClassVar[ActionSpec] = spec_of("log")
+    metrics: ClassVar[Mapping[str, str]] = {
+        "invalid": "LogRecordsInvalid",
+        WRITTEN: "LogLinesWritten",
+        ROTATED: "LogRotations",
+        ROTATION_FAILED: "LogRotationFailed",
+    }
+    reports: ClassVar[bool] = False
+    parse = staticmethod(parse_log_delivery)
+
+    def __init__(self, log: EventLog, line_format: LogLineFormat = LogLineFormat.PERSONIUM) -> None:
+        self.log = log
+        self.line_format = line_format
+
+    def perform_batch(self, deliveries: Sequence[tuple[str, Delivery[LogConfig]]]) -> BatchOutcome:
+        """Append every line in one request (a failure fails the batch: nothing was written), then rotate if due."""
+        settings = self.log.settings()
+        state = self.log.append("".join(log_line(delivery, self.line_format) for _, delivery in deliveries))
+        outcome = BatchOutcome({message_id: Result(WRITTEN, WRITTEN) for message_id, _ in deliveries})
+        logger.info("appended", extra={"lines": len(deliveries), "size": state.size})
+        if state.size >= settings.rotation_bytes:
+            # The lines are safe; a failed rotation is retried by the next batch (it is idempotent).
+            try:
+                rotated, pruned = self.log.rotate_and_prune(settings)
+            except Exception:
+                logger.exception("rotation failed; the next batch retries it")
+                outcome.counts[ROTATION_FAILED] = 1
+            else:
+                logger.info("rotated", extra={"archive": rotated, "pruned": pruned})
+                outcome.counts[ROTATED] = 1 if rotated else 0
+        return outcome

@@ -1,0 +1,11 @@
+"""Text bounds shared by every action: how long an error message or a result's text may be."""
+
+from __future__ import annotations
+
+MAX_ERROR_CHARS = 1000
+ELLIPSIS = "…"
+
+
+def clip(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` cut to at most ``limit`` characters, ending with an ellipsis when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
