@@ -1,0 +1,1 @@
+"""``correlator``: the operator's command line for a Correlator stack, local or deployed."""
