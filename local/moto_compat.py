@@ -14,6 +14,9 @@ Only documented AWS behaviour goes here, so code that is correct on AWS is also 
   that queue at delivery time, while the rule keeps its real Lambda target, as on AWS.
 * ``TestEventPattern`` answers ``{"Result": bool}``; moto 5.2 has an empty stub. moto's own
   pattern engine (the one that routes its events) decides, so dry runs agree with delivery.
+* An archive replay sends only the events of [EventStartTime, EventEndTime), only to the rules
+  in ``Destination.FilterArns`` when given, through each target's InputTransformer, as AWS
+  does. moto 5.2 replays every archived event to every rule, untransformed.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def apply() -> None:
     S3Response._key_response_post = key_response_post  # type: ignore[method-assign]
     _patch_test_event_pattern()
     _patch_rule_delivery()
+    _patch_replay()
     _applied = True
 
 
@@ -116,3 +120,35 @@ def _patch_test_event_pattern() -> None:
         return json.dumps({"Result": bool(pattern.matches_event(event))})
 
     EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign,assignment]
+
+
+def _patch_replay() -> None:
+    from datetime import UTC, datetime
+
+    from moto.core.utils import unix_time
+    from moto.events.models import Replay, ReplayState, events_backends
+    from moto.moto_api._internal import mock_random
+
+    def moment(value: Any) -> datetime:
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC)
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+    def replay_events(self: Any, archive: Any) -> None:
+        backend = events_backends[self.account_id][self.region]
+        bus = backend.describe_event_bus(self.destination["Arn"].split("/")[-1])
+        start, end = moment(self.event_start_time), moment(self.event_end_time)
+        only = set(self.destination.get("FilterArns") or [])
+        for event in archive.events:
+            if not start <= moment(event["time"]) < end:
+                continue
+            replayed = dict(event, **{"id": str(mock_random.uuid4()), "replay-name": self.name})
+            for rule in list(bus.rules.values()):
+                if not only or rule.arn in only:
+                    rule.send_to_targets(replayed)  # type: ignore[arg-type]
+        self.state = ReplayState.COMPLETED
+        self.end_time = unix_time()
+
+    Replay.replay_events = replay_events  # type: ignore[method-assign]

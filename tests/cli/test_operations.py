@@ -55,7 +55,7 @@ def send(target: Any, queue: str, body: str, **attributes: str) -> None:
 
 
 def by_logical(target: Any, logical: str) -> str:
-    return next(name for name in target.queue_urls if logical in name)
+    return str(next(name for name in target.queue_urls if logical in name))
 
 
 def test_the_stack_is_found_by_name(deployed: Any) -> None:
@@ -89,10 +89,13 @@ def test_dead_letter_queues_show_depth_source_and_error_context(deployed: Any) -
     queues = {queue.name: queue for queue in operations.dead_letter_queues(deployed)}
     # THEN both, with depth, source and the sample's error; the source queue itself is not a DLQ
     assert set(queues) == {rule_dlq, log_dlq}
-    assert queues[rule_dlq].depth == 1 and queues[rule_dlq].sources == []
+    assert queues[rule_dlq].depth == 1
+    assert queues[rule_dlq].sources == []
     sample = queues[rule_dlq].sample or {}
-    assert sample["error_code"] == "Lambda.ServiceException" and sample["error_message"] == "boom"
-    assert sample["event_type"] == "order.created" and sample["request_key"] == "Req_1"
+    assert sample["error_code"] == "Lambda.ServiceException"
+    assert sample["error_message"] == "boom"
+    assert sample["event_type"] == "order.created"
+    assert sample["request_key"] == "Req_1"
     assert queues[log_dlq].sources == [
         deployed.client("sqs").get_queue_attributes(
             QueueUrl=deployed.queue_urls[by_logical(deployed, "LogQueue")], AttributeNames=["QueueArn"]
@@ -188,12 +191,25 @@ def test_replay_puts_the_archived_events_back_and_reports_completion(archived: A
     assert started["destination"]["FilterArns"] == ["arn:aws:events:us-east-1:123456789012:rule/shop/notify-ops"]
     states: list[str] = []
     result = operations.wait_for_replay(archived, "r1", lambda f, s: states.append(s), sleep=lambda _: None)
-    assert result["state"] == "COMPLETED" and states[-1] == "COMPLETED"
+    assert result["state"] == "COMPLETED"
+    assert states[-1] == "COMPLETED"
     sqs = archived.client("sqs")
     url = sqs.get_queue_url(QueueName="q-notify-ops")["QueueUrl"]
     replayed = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert sorted(json.loads(m["Body"])["detail"]["n"] for m in replayed) == [0, 1, 2]
-    assert all(json.loads(m["Body"])["replay-name"] == "r1" for m in replayed)
+    # ... only to the rules the pattern names
+    other = sqs.get_queue_url(QueueName="q-log-all")["QueueUrl"]
+    assert sqs.receive_message(QueueUrl=other, MaxNumberOfMessages=10).get("Messages", []) == []
+
+
+def test_replay_sends_only_the_events_of_its_time_window(archived: Any) -> None:
+    past = datetime.now(UTC) - timedelta(days=2)
+    operations.start_replay(archived, past, past + timedelta(hours=1), None, "r3")
+    assert operations.wait_for_replay(archived, "r3", lambda f, s: None, sleep=lambda _: None)["state"] == "COMPLETED"
+    sqs = archived.client("sqs")
+    for name in ("q-notify-ops", "q-log-all"):
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []) == []
 
 
 def test_replay_refuses_a_pattern_that_names_no_rule(archived: Any) -> None:
