@@ -46,6 +46,7 @@ IMPORT_ENV = {
     "ACTION_TARGETS": '{"log": "arn:aws:sqs:us-east-1:123456789012:log"}',
     "RULE_TARGET_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:rule-target-dlq",
     "SCHEDULE_GROUP_NAME": "correlator",
+    "RULE_LEASE_TABLE_NAME": "correlator-idempotency",
     "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/correlator-timers",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",

@@ -14,6 +14,9 @@ Only documented AWS behaviour goes here, so code that is correct on AWS is also 
   that queue at delivery time, while the rule keeps its real Lambda target, as on AWS.
 * ``TestEventPattern`` answers ``{"Result": bool}``; moto 5.2 has an empty stub. moto's own
   pattern engine (the one that routes its events) decides, so dry runs agree with delivery.
+* Every DynamoDB item write is atomic: moto evaluates a ``ConditionExpression`` and stores the
+  item in separate Python steps, so two threads could both pass the condition; DynamoDB lets
+  only one conditional write win. The rules API's write leases rely on this.
 * An archive replay sends only the events of [EventStartTime, EventEndTime), only to the rules
   in ``Destination.FilterArns`` when given, through each target's InputTransformer, as AWS
   does. moto 5.2 replays every archived event to every rule, untransformed.
@@ -65,6 +68,7 @@ def apply() -> None:
     _patch_test_event_pattern()
     _patch_rule_delivery()
     _patch_replay()
+    _serialize_dynamodb_item_writes()
     _applied = True
 
 
@@ -102,6 +106,25 @@ def _serialize_s3_object_requests(response_class: Any) -> None:
             return original(self, request, full_url)
 
     response_class._key_response = atomic
+
+
+def _serialize_dynamodb_item_writes() -> None:
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+
+    def atomic(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def write(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(*args, **kwargs)
+
+        return write
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
 
 
 def _patch_test_event_pattern() -> None:

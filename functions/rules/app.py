@@ -21,6 +21,7 @@ from correlator.internal import counted_emitter
 from correlator.logs import adopt_core_logs
 from correlator.publisher import EventPublisher
 from correlator.relay_policy import RelaySettings, check_relay_rule
+from correlator.rulelock import RuleWriteLease
 from correlator.rules import RULE_NAME_PATTERN, Rule, RuleView
 from correlator.rulestore import RuleStore, TimerSettings, deployment_from_env
 
@@ -50,6 +51,12 @@ store = RuleStore(
         role_arn=os.environ["SCHEDULER_ROLE_ARN"],
         bus_arn=os.environ["EVENT_BUS_ARN"],
     ),
+    # Writers of one rule take turns (ETag / If-Match): a lease for the rest of this invocation.
+    lease=RuleWriteLease(
+        aws.client("dynamodb"),
+        os.environ["RULE_LEASE_TABLE_NAME"],
+        remaining_seconds=lambda: app.lambda_context.get_remaining_time_in_millis() / 1000,
+    ),
 )
 
 
@@ -74,26 +81,36 @@ class TestResult(BaseModel):
     matches: bool
 
 
+def _header(name: str) -> str | None:
+    value = app.current_event.headers.get(name)  # case-insensitive in Powertools v3
+    return None if value is None else str(value)
+
+
+def _with_etag(view: RuleView, etag: str, status_code: int = 200, **headers: str) -> Response[RuleView]:
+    # Without a JSON content type Powertools leaves the body unserialized (a dict: API Gateway answers 502).
+    return Response(
+        status_code=status_code,
+        content_type=content_types.APPLICATION_JSON,
+        body=view,
+        headers={"ETag": etag, **headers},
+    )
+
+
 @app.post(
     "/rules",
     summary="Create a rule",
     responses={
-        201: {"description": "Created"},
-        409: {"description": "A rule with that name exists"},
+        201: {"description": "Created; ETag header"},
+        409: {"description": "A rule with that name exists, or another write to it is in progress"},
+        412: {"description": "If-None-Match: * and a rule with that name exists"},
         422: {"description": "Invalid rule; details name each field"},
     },
 )
 def create_rule(rule: Annotated[Rule, Body()]) -> Response[RuleView]:
     check_relay_rule(rule, relay_settings)  # relay URLs pass the SSRF guard (resolved now, again at send time)
-    created = store.create(rule)
+    created, etag = store.create(rule, if_none_match=_header("If-None-Match"))
     logger.info("rule created", rule=rule.name, action=rule.action)
-    # Without a JSON content type Powertools leaves the body unserialized (a dict: API Gateway answers 502).
-    return Response(
-        status_code=201,
-        content_type=content_types.APPLICATION_JSON,
-        body=created,
-        headers={"Location": f"/rules/{rule.name}"},
-    )
+    return _with_etag(created, etag, 201, Location=f"/rules/{rule.name}")
 
 
 @app.get("/rules", summary="List rules (template rules are read-only)")
@@ -104,31 +121,32 @@ def list_rules() -> RuleList:
 @app.get(
     "/rules/<name>",
     summary="Get a rule",
-    responses={200: {"description": "The rule"}, 404: {"description": "No such rule"}},
+    responses={200: {"description": "The rule; ETag header"}, 404: {"description": "No such rule"}},
 )
-def get_rule(name: RuleName) -> RuleView:
-    return store.get(name)
+def get_rule(name: RuleName) -> Response[RuleView]:
+    return _with_etag(*store.get_with_etag(name))
 
 
 @app.put(
     "/rules/<name>",
     summary="Replace a rule",
     responses={
-        200: {"description": "The rule as stored"},
+        200: {"description": "The rule as stored; ETag header"},
         404: {"description": "No such rule"},
-        409: {"description": "A read-only rule (declared in template.yaml)"},
+        409: {"description": "A read-only rule (declared in template.yaml), or another write in progress"},
+        412: {"description": "If-Match does not hold: the rule changed since it was read"},
         422: {"description": "Invalid rule; details name each field"},
     },
 )
-def replace_rule(name: RuleName, rule: Annotated[Rule, Body()]) -> RuleView:
+def replace_rule(name: RuleName, rule: Annotated[Rule, Body()]) -> Response[RuleView]:
     if rule.name != name:
         raise ValidationFailedError(
             "the body's name must be the rule's name", [{"field": "name", "message": f"expected {name!r}"}]
         )
     check_relay_rule(rule, relay_settings)
-    replaced = store.replace(rule)
+    replaced, etag = store.replace(rule, if_match=_header("If-Match"))
     logger.info("rule replaced", rule=name)
-    return replaced
+    return _with_etag(replaced, etag)
 
 
 @app.delete(
@@ -137,11 +155,12 @@ def replace_rule(name: RuleName, rule: Annotated[Rule, Body()]) -> RuleView:
     responses={
         204: {"description": "Deleted"},
         404: {"description": "No such rule"},
-        409: {"description": "A read-only rule (declared in template.yaml)"},
+        409: {"description": "A read-only rule (declared in template.yaml), or another write in progress"},
+        412: {"description": "If-Match does not hold: the rule changed since it was read"},
     },
 )
 def delete_rule(name: RuleName) -> Response[None]:
-    store.delete(name)
+    store.delete(name, if_match=_header("If-Match"))
     logger.info("rule deleted", rule=name)
     return Response(status_code=204)
 

@@ -20,6 +20,7 @@ from tests.integration.rules_fixtures import (
     create_queue,
     create_rule_targets,
 )
+from tests.notification_doubles import IDEMPOTENCY_TABLE, create_idempotency_table
 from tests.probe import BUS_NAME, REGION, BusProbe
 from tests.samples import load_event
 
@@ -47,9 +48,11 @@ def rules(
         "SCHEDULE_GROUP_NAME": SCHEDULE_GROUP,
         "SCHEDULER_ROLE_ARN": SCHEDULER_ROLE_ARN,
         "RELAY_ALLOWED_HOSTS": "127.0.0.1:3000",
+        "RULE_LEASE_TABLE_NAME": IDEMPOTENCY_TABLE,
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("RELAY_SECRET_PREFIX", raising=False)
+    create_idempotency_table()
     real_getaddrinfo = socket.getaddrinfo
 
     def fake_getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:

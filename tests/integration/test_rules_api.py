@@ -28,6 +28,7 @@ from tests.integration.rules_fixtures import (
     create_rule_targets,
     declare_template_rule,
 )
+from tests.notification_doubles import IDEMPOTENCY_TABLE, create_idempotency_table
 from tests.probe import BUS_NAME, REGION, BusProbe
 from tests.samples import body_of, load_event, with_headers
 
@@ -202,6 +203,8 @@ def api(bus_probe: BusProbe, lambda_context: LambdaContext, monkeypatch: pytest.
     monkeypatch.setenv("SCHEDULE_GROUP_NAME", SCHEDULE_GROUP)
     monkeypatch.setenv("SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN)
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+    create_idempotency_table()
+    monkeypatch.setenv("RULE_LEASE_TABLE_NAME", IDEMPOTENCY_TABLE)
     module = fresh_import(RULES_MODULE)
     events = boto3.client("events", region_name=REGION)
     assert events.describe_event_bus(Name=BUS_NAME)["Arn"] == BUS_ARN
@@ -1110,3 +1113,48 @@ def test_a_full_bus_refuses_a_new_rule_with_409_and_leaves_nothing(
     assert_error(response, 409, "conflict")
     assert SAMPLE_NAME not in api.rule_names()
     assert api.audit() == [audited("rule.create", "/rules", 409)]
+
+
+# ---- optimistic concurrency: ETag, If-Match, If-None-Match ------------------------------------
+
+
+def test_every_read_and_write_of_a_rule_answers_its_etag(api: RulesApi) -> None:
+    created = api.create()
+    assert created.status == 201
+    etag = created.headers["ETag"]
+    assert api.get(SAMPLE_NAME).headers["ETag"] == etag
+    updated = api.call(
+        with_headers(request("rules-update", name=SAMPLE_NAME, body=sample_rule(description="v2")), If_Match=etag)
+    )
+    assert updated.status == 200, updated.body
+    assert updated.headers["ETag"] not in (etag, None)
+    assert api.get(SAMPLE_NAME).headers["ETag"] == updated.headers["ETag"]
+
+
+def test_a_stale_if_match_is_refused_with_412_and_changes_nothing(api: RulesApi) -> None:
+    stale = api.create().headers["ETag"]
+    assert api.update(SAMPLE_NAME, sample_rule(description="someone else")).status == 200
+    before = api.describe(SAMPLE_NAME)
+    api.audit()
+    refused = api.call(
+        with_headers(request("rules-update", name=SAMPLE_NAME, body=sample_rule(description="mine")), If_Match=stale)
+    )
+    assert_error(refused, 412, "precondition_failed")
+    assert api.describe(SAMPLE_NAME)["Description"] == before["Description"] == "someone else"
+    deleted = api.call(with_headers(request("rules-delete", name=SAMPLE_NAME), If_Match=stale))
+    assert_error(deleted, 412, "precondition_failed")
+    assert SAMPLE_NAME in api.rule_names()
+    assert api.audit() == [
+        audited("rule.update", f"/rules/{SAMPLE_NAME}", 412),
+        audited("rule.delete", f"/rules/{SAMPLE_NAME}", 412),
+    ]
+    current = api.get(SAMPLE_NAME).headers["ETag"]
+    assert api.call(with_headers(request("rules-delete", name=SAMPLE_NAME), If_Match=current)).status == 204
+    assert SAMPLE_NAME not in api.rule_names()
+
+
+def test_if_none_match_star_creates_only_a_new_rule(api: RulesApi) -> None:
+    assert api.call(with_headers(request("rules-create"), If_None_Match="*")).status == 201
+    again = api.call(with_headers(request("rules-create", body=sample_rule(action="log")), If_None_Match="*"))
+    assert_error(again, 412, "precondition_failed")
+    assert api.get(SAMPLE_NAME).body["action"] == SAMPLE_RULE["action"]

@@ -38,6 +38,13 @@ class ConflictError(CorrelatorError):
     code = "conflict"
 
 
+class PreconditionFailedError(CorrelatorError):
+    """An ``If-Match`` / ``If-None-Match`` precondition does not hold: the resource changed (or exists)."""
+
+    status = 412
+    code = "precondition_failed"
+
+
 class PayloadTooLargeError(CorrelatorError):
     """The body, or one event in it, is over its size limit."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,8 +26,9 @@ from correlator.compiler import (
     stored_rule,
 )
 from correlator.envelope import SOURCE_EXTERNAL, SOURCE_INTERNAL
-from correlator.errors import ConflictError, NotFoundError, ValidationFailedError
+from correlator.errors import ConflictError, NotFoundError, PreconditionFailedError, ValidationFailedError
 from correlator.event import Event, format_time
+from correlator.rulelock import RuleWriteLease, etag_matches, rule_etag
 from correlator.rules import TIMER_ONESHOT, Rule, RuleView
 
 if TYPE_CHECKING:
@@ -60,8 +62,10 @@ class RuleStore:
         *,
         scheduler: EventBridgeSchedulerClient | None = None,
         timers: TimerSettings | None = None,
+        lease: RuleWriteLease | None = None,
     ) -> None:
         self._events = events
+        self._lease = lease
         self._deployment = deployment
         self._scheduler = scheduler
         self._timers = timers
@@ -71,11 +75,15 @@ class RuleStore:
     # -- reading ----------------------------------------------------------------------------
     def get(self, name: str) -> RuleView:
         """The rule called ``name``; ``NotFoundError`` if there is none."""
+        return self.get_with_etag(name)[0]
+
+    def get_with_etag(self, name: str) -> tuple[RuleView, str]:
+        """The rule called ``name`` and its ETag; ``NotFoundError`` if there is none."""
         data = self._stored(name)
         if data is None:
             raise NotFoundError(f"no rule named {name!r}")
         try:
-            return RuleView.model_validate(data)
+            return RuleView.model_validate(data), rule_etag(data)
         except ValidationError:
             raise ConflictError(
                 f"rule {name!r} is stored in a form this version cannot read; replace it (PUT) or delete it"
@@ -117,29 +125,45 @@ class RuleStore:
         return [dict(target) for target in response.get("Targets", [])]
 
     # -- writing ----------------------------------------------------------------------------
-    def create(self, rule: Rule) -> RuleView:
-        """Create ``rule``; ``ConflictError`` if a rule (ours or not) already has that name."""
-        if self._exists(rule.name):
-            raise ConflictError(f"a rule named {rule.name!r} already exists")
-        self._put(rule, created=True)
-        return RuleView.model_validate(rule.to_json())
+    def create(self, rule: Rule, *, if_none_match: str | None = None) -> tuple[RuleView, str]:
+        """Create ``rule``; ``ConflictError`` if a rule (ours or not) already has that name
+        (``PreconditionFailedError`` instead when the caller said ``If-None-Match: *``)."""
+        with self._writing(rule.name):
+            if self._exists(rule.name):
+                if if_none_match is not None:
+                    raise PreconditionFailedError(f"a rule named {rule.name!r} already exists (If-None-Match)")
+                raise ConflictError(f"a rule named {rule.name!r} already exists")
+            self._put(rule, created=True)
+            return self._written(rule.name)
 
-    def replace(self, rule: Rule) -> RuleView:
-        """Replace the rule of the same name; 404 if unknown, 409 if read-only."""
-        self._writable(rule.name)
-        previous = self._events.describe_rule(Name=rule.name, EventBusName=self._deployment.bus_name)
-        self._put(rule, created=False, previous=dict(previous))
-        return RuleView.model_validate(rule.to_json())
+    def replace(self, rule: Rule, *, if_match: str | None = None) -> tuple[RuleView, str]:
+        """Replace the rule of the same name; 404 if unknown, 409 if read-only, 412 if ``if_match`` fails."""
+        with self._writing(rule.name):
+            self._writable(rule.name, if_match)
+            previous = self._events.describe_rule(Name=rule.name, EventBusName=self._deployment.bus_name)
+            self._put(rule, created=False, previous=dict(previous))
+            return self._written(rule.name)
 
-    def delete(self, name: str) -> None:
-        """Delete the rule, its target and its schedule; 404 if unknown, 409 if read-only."""
-        self._writable(name)
-        bus = self._deployment.bus_name
-        targets = self._targets(name) or []
-        if targets:
-            self._events.remove_targets(Rule=name, EventBusName=bus, Ids=[target["Id"] for target in targets])
-        self._events.delete_rule(Name=name, EventBusName=bus)
-        self._delete_schedule(name)
+    def delete(self, name: str, *, if_match: str | None = None) -> None:
+        """Delete the rule, its target and its schedule; 404 if unknown, 409 if read-only, 412 if ``if_match`` fails."""
+        with self._writing(name):
+            self._writable(name, if_match)
+            bus = self._deployment.bus_name
+            targets = self._targets(name) or []
+            if targets:
+                self._events.remove_targets(Rule=name, EventBusName=bus, Ids=[target["Id"] for target in targets])
+            self._events.delete_rule(Name=name, EventBusName=bus)
+            self._delete_schedule(name)
+
+    def _writing(self, name: str) -> AbstractContextManager[None]:
+        # Check and write under the rule's lease: EventBridge itself has no conditional writes.
+        return self._lease.hold(name) if self._lease is not None else nullcontext()
+
+    def _written(self, name: str) -> tuple[RuleView, str]:
+        data = self._stored(name)
+        if data is None:  # deleted by hand between our write and this read
+            raise NotFoundError(f"no rule named {name!r}")
+        return RuleView.model_validate(data), rule_etag(data)
 
     def _exists(self, name: str) -> bool:
         try:
@@ -150,13 +174,20 @@ class RuleStore:
             raise
         return True
 
-    def _writable(self, name: str) -> None:
+    def _writable(self, name: str, if_match: str | None) -> None:
         # Read unvalidated: a stored rule this version cannot read can still be replaced or deleted.
         data = self._stored(name)
         if data is None:
+            if if_match is not None:
+                raise PreconditionFailedError(f"no rule named {name!r} (If-Match)")
             raise NotFoundError(f"no rule named {name!r}")
         if data.get("read_only") is True:
             raise ConflictError(f"rule {name!r} is declared in template.yaml and is read-only")
+        if if_match is not None and not etag_matches(if_match, rule_etag(data)):
+            raise PreconditionFailedError(
+                f"rule {name!r} has changed (If-Match does not hold); read it again",
+                [{"field": "If-Match", "message": f"the rule's ETag is {rule_etag(data)}"}],
+            )
 
     def _put(self, rule: Rule, *, created: bool, previous: dict[str, Any] | None = None) -> None:
         try:
