@@ -3,7 +3,9 @@ scan of big blocks (C speed, like grep), only candidate records parsed.
 
 A record is one Personium line: ``{time},[{LEVEL}],"{request_key}","{external}","{schema}","{subject}",
 "{type}","{object}","{info}"``. Fields may hold newlines, so a record ends where the next one starts
-(a newline followed by a timestamp and a level), not at every newline.
+(a newline followed by a timestamp and a level), not at every newline. Both line formats are read:
+``personium`` writes the time as Java's ``Instant.toString()`` (``…:39Z``, ``…:39.778Z`` or
+``…:39.778123Z``), ``correlator`` always with milliseconds; times are compared as instants.
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ from typing import Any
 
 GZIP_MAGIC = b"\x1f\x8b"
 _FIELD = rb'(?:"((?:[^"]|"")*)"|null)'
-RECORD = re.compile(
-    rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z),\[(INFO |WARN |ERROR)\]," + rb",".join([_FIELD] * 7) + rb"\n",
-    re.DOTALL,
-)
+_TIME = rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3}|\.\d{6})?Z)"
+RECORD = re.compile(_TIME + rb",\[(INFO |WARN |ERROR)\]," + rb",".join([_FIELD] * 7) + rb"\n", re.DOTALL)
 # Where a record starts: the start of a block, or after a newline.
-_START = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z,\[(?:INFO |WARN |ERROR)\],")
-_TIME_LENGTH = len("2026-11-22T14:52:39.778Z")
+_START = re.compile(_TIME + rb",\[(?:INFO |WARN |ERROR)\],")
+
+
+def instant_key(time: bytes) -> bytes:
+    """A log time in one fixed form (microseconds always written), so that times compare as bytes."""
+    return time[:19] + (time[19:-1] or b".").ljust(7, b"0") + b"Z"
+
+
 FIELDS = ("time", "level", "request_key", "external", "schema", "subject", "type", "object", "info")
 
 
@@ -82,7 +88,7 @@ class Query:
     type_prefix: str | None = None
     level: str | None = None
     subject: str | None = None
-    since: str | None = None
+    since: str | None = None  # instant_key form: 2026-11-22T14:52:39.778000Z
     until: str | None = None
     text: str | None = None
 
@@ -95,11 +101,12 @@ class Query:
             return False
         if self.subject is not None and record.subject != self.subject:
             return False
-        if self.since is not None and record.time < self.since:
-            return False
-        if self.until is not None and record.time >= self.until:
+        if not self.in_window(instant_key(record.time.encode())):
             return False
         return self.text is None or _quoted(self.text) in record.raw
+
+    def in_window(self, key: bytes) -> bool:
+        return (self.since is None or key >= self.since.encode()) and (self.until is None or key < self.until.encode())
 
     def literal(self) -> bytes | None:
         """The longest byte string every matching record contains: what the block scan looks for."""
@@ -196,11 +203,11 @@ def search(
 
 def _scan(block: bytes, query: Query, literal: bytes | None) -> Iterator[LogRecord]:
     if literal is None:  # nothing literal to look for: every record, its time checked before parsing
-        starts = [match.start() for match in _START.finditer(block) if _is_start(block, match.start())]
-        since, until = (query.since or "").encode(), (query.until or "~").encode()
-        for start, end in zip(starts, [*starts[1:], len(block)], strict=True):
-            if since <= block[start : start + _TIME_LENGTH] < until:
-                yield from _check(block[start:end], query)
+        starts = [match for match in _START.finditer(block) if _is_start(block, match.start())]
+        ends = [match.start() for match in starts[1:]] + [len(block)]
+        for match, end in zip(starts, ends, strict=True):
+            if query.in_window(instant_key(match.group(1))):
+                yield from _check(block[match.start() : end], query)
         return
     position = block.find(literal)
     while position != -1:

@@ -465,7 +465,7 @@ def _utc(value: datetime | None) -> str | None:
     if value is None:
         return None
     moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # logsearch.instant_key's form
 
 
 TimeOption = typer.Option(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"])

@@ -10,29 +10,34 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from correlator.eventlog import format_log_line
+from correlator.event import Level
+from correlator.eventlog import LogLineFormat, format_log_line
 from correlator_cli.logsearch import Query, decompressed, parse_record, search
 from tests.unit.test_log_line import make_event
 
 
-def line(**fields: Any) -> bytes:
-    """A line exactly as the log writer formats it (no schema, no info unless given)."""
-    return format_log_line(make_event(**{"schema": None, "info": None, **fields})).encode()
+def line(level: str | None = None, line_format: LogLineFormat = LogLineFormat.PERSONIUM, **fields: Any) -> bytes:
+    """A line exactly as the log writer formats it (no schema, no info unless given; ``level`` as a log.* rule)."""
+    event = make_event(**{"schema": None, "info": None, **fields})
+    return format_log_line(event, Level(level) if level else None, line_format).encode()
 
 
 LOG = b"".join(
     [
         line(),
         line(request_key="Req_2", type="payment.declined", level="WARN", info='card "expired"'),
-        line(
-            request_key="Req_2",
-            type="order.cancelled",
-            object="multi\nline\n2026 text",
-            time="2026-11-22T15:00:00.000Z",
-        ),
+        # Personium's times: no fraction on a whole second
+        line(request_key="Req_2", type="order.cancelled", object="multi\nline\n2026 text", time="2026-11-22T15:00:00Z"),
+        line(request_key="Req_4", type="late", object="half a second early", time="2026-11-22T14:59:59.500Z"),
         line(request_key="Req_3", type="rule.create", external=False, subject="arn:aws:iam::1:user/x", info="201"),
+        # the correlator format: always milliseconds
         line(
-            request_key="Req_10", type="orders.x", level="ERROR", object='],"Req_2","', time="2026-11-23T00:00:00.000Z"
+            request_key="Req_10",
+            type="orders.x",
+            level="ERROR",
+            object='],"Req_2","',
+            time="2026-11-23T00:00:00Z",
+            line_format=LogLineFormat.CORRELATOR,
         ),
     ]
 )
@@ -57,13 +62,16 @@ def found(query: Query, data: bytes = LOG, size: int = 1 << 20, block: int = 4 <
         (Query(level="WARN"), ["orders/1"]),
         (Query(level="ERROR"), ['],"Req_2","']),
         (Query(subject="arn:aws:iam::1:user/x"), ["orders/1"]),
-        (Query(since="2026-11-22T15:00:00.000Z"), ["multi\nline\n2026 text", '],"Req_2","']),
-        (Query(until="2026-11-22T15:00:00.000Z"), ["orders/1", "orders/1", "orders/1"]),
-        (Query(since="2026-11-22T15:00:00.000Z", until="2026-11-23T00:00:00.000Z"), ["multi\nline\n2026 text"]),
+        (Query(since="2026-11-22T15:00:00.000000Z"), ["multi\nline\n2026 text", '],"Req_2","']),
+        (Query(until="2026-11-22T15:00:00.000000Z"), ["orders/1", "orders/1", "half a second early", "orders/1"]),
+        (Query(since="2026-11-22T14:59:59.600000Z", until="2026-11-23T00:00:00.000000Z"), ["multi\nline\n2026 text"]),
         (Query(text='card "expired"'), ["orders/1"]),
         (Query(text="line"), ["orders/1", "multi\nline\n2026 text"]),  # declined, and the multi-line object
         (Query(request_key="Req_2", level="WARN"), ["orders/1"]),
-        (Query(), ["orders/1", "orders/1", "multi\nline\n2026 text", "orders/1", '],"Req_2","']),
+        (
+            Query(),
+            ["orders/1", "orders/1", "multi\nline\n2026 text", "half a second early", "orders/1", '],"Req_2","'],
+        ),
     ],
 )
 def test_every_criterion_finds_exactly_its_records(query: Query, objects: list[str]) -> None:
