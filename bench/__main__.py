@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench import append_cost, handler_cost, import_cost
+from bench import append_cost, handler_cost, import_cost, search_cost
 from bench.environment import RECEPTION_APP, RECEPTION_MODULE, apply_lambda_env, load_module
 from bench.stubs import InstantEventBridge
 
@@ -19,6 +19,7 @@ CALLS_TARGET = 10
 IMPORT_RATIO_TARGET = 1.5
 APPEND_RATIO_TARGET = 1.5
 APPEND_BYTES_SLACK = 1.1  # bytes through the writer within 10 % of the batch
+SEARCH_RATIO_TARGET = 1.5  # logs search -k at most 1.5 x the time of zcat | grep -F
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,26 @@ def measure_appends(verdicts: list[Verdict]) -> None:
     )
 
 
+def measure_search(verdicts: list[Verdict]) -> None:
+    compressed, total, costs = search_cost.measure()
+    baseline = costs["zcat | grep -F request key"]
+    print()
+    print(
+        f"5. logs search over {search_cost.FILES} generated gzip archives, {total / 1e6:.0f} MB"
+        f" ({compressed / 1e6:.0f} MB gzip), read from disk (best of {search_cost.REPEATS})"
+    )
+    for label, cost in costs.items():
+        print(f"   {label:<30} {cost.seconds:6.2f} s   {total / 1e6 / cost.seconds:6.0f} MB/s   {cost.matches} lines")
+    key = costs["logs search -k (request key)"]
+    ratio = key.seconds / baseline.seconds
+    met = ratio <= SEARCH_RATIO_TARGET and key.matches == baseline.matches
+    verdicts.append(Verdict("logs search -k time / zcat | grep", met))
+    print(
+        f"   ratio logs search -k / zcat | grep {ratio:5.2f}   same lines found: {key.matches == baseline.matches}"
+        f"   target ≤ {SEARCH_RATIO_TARGET}  {mark(met)}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -160,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     measure_handler(verdicts)
     measure_imports(verdicts, args.runs)
     measure_appends(verdicts)
+    measure_search(verdicts)
     missed = [verdict.name for verdict in verdicts if not verdict.met]
     print()
     print(

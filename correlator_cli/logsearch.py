@@ -121,6 +121,15 @@ class Query:
             candidates.append(b",[" + f"{self.level:<5}".encode() + b"],")
         if self.text:
             candidates.append(_quoted(self.text))
+        if self.since is not None and self.until is not None:
+            # Every time in [since, until) starts with what since and until have in common (to the second,
+            # the part both line formats write alike).
+            same = next(
+                (i for i, (a, b) in enumerate(zip(self.since, self.until, strict=False)) if a != b), len(self.since)
+            )
+            common = self.since[: min(same, 19)]
+            if len(common) >= len("2026-11-22T"):
+                candidates.append(common.encode())
         return max(candidates, key=len) if candidates else None
 
 

@@ -65,6 +65,10 @@ def found(query: Query, data: bytes = LOG, size: int = 1 << 20, block: int = 4 <
         (Query(since="2026-11-22T15:00:00.000000Z"), ["multi\nline\n2026 text", '],"Req_2","']),
         (Query(until="2026-11-22T15:00:00.000000Z"), ["orders/1", "orders/1", "half a second early", "orders/1"]),
         (Query(since="2026-11-22T14:59:59.600000Z", until="2026-11-23T00:00:00.000000Z"), ["multi\nline\n2026 text"]),
+        (
+            Query(since="2026-11-22T14:59:59.000000Z", until="2026-11-22T15:00:00.500000Z"),
+            ["multi\nline\n2026 text", "half a second early"],
+        ),
         (Query(text='card "expired"'), ["orders/1"]),
         (Query(text="line"), ["orders/1", "multi\nline\n2026 text"]),  # declined, and the multi-line object
         (Query(request_key="Req_2", level="WARN"), ["orders/1"]),
