@@ -386,7 +386,12 @@ def logs_get(
         _handle_api_error(error)
         return
     chunks: Iterator[bytes] = download.chunks if raw else decompressed(download.chunks)
-    with dest.open("wb") if dest else sys.stdout.buffer as sink:
+    if dest is None:  # stdout stays open
+        for chunk in chunks:
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        return
+    with dest.open("wb") as sink:
         for chunk in chunks:
             sink.write(chunk)
 

@@ -3,6 +3,7 @@ applies idempotently (and prunes), tail -f follows a rotation, replay and redriv
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from collections.abc import Iterator
@@ -198,3 +199,41 @@ def test_redrive_moves_dead_letters_back_to_the_log_queue(run: Any, cli_stack: L
     assert (result["status"], result["moved"]) == ("COMPLETED", 1)
     wait_for(lambda: search(run, "-k", "Req_cli_redrive"), 30, "redriven delivery not logged")
     run("dlq", "redrive", "RuleTargetDeadLetterQueue", code=2)  # no SQS source: replay instead
+
+
+def test_logs_commands_list_download_delete_and_configure(run: Any, cli_stack: LocalStack, tmp_path: Path) -> None:
+    # GIVEN an archive (the rotation above, or one made here)
+    listing = json.loads(run("logs", "ls", "-o", "json"))
+    if not listing["archive"]:
+        s3 = cli_stack.client("s3")
+        bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "logbucket" in b["Name"])
+        log = EventLog(S3Appender(s3, bucket))
+        log.append(
+            "".join(f'2026-11-22T00:00:00Z,[INFO ],"Req_arch","true",null,"t","x","{n}",null\n' for n in range(20000))
+        )
+        log.rotate(LogSettings(rotation_size_mb=1))
+        listing = json.loads(run("logs", "ls", "-o", "json"))
+    archive = listing["archive"][0]["name"]
+    assert [item["name"] for item in listing["current"]] == ["default.log"]
+    # WHEN downloaded THEN gunzipped by default, the gzip bytes with --raw
+    text = run("logs", "get", archive)
+    assert len(text.encode()) == listing["archive"][0]["size"]
+    raw = tmp_path / "archive.gz"
+    run("logs", "get", archive, "--raw", "--out", str(raw))
+    assert gzip.decompress(raw.read_bytes()).decode() == text
+    assert "default.log" in run("logs", "ls")  # the table
+    # WHEN deleted THEN gone; the current log cannot be deleted (exit 1, nothing touched)
+    assert json.loads(run("logs", "rm", archive, "-o", "json")) == [{"name": archive, "deleted": True}]
+    assert archive not in {item["name"] for item in json.loads(run("logs", "ls", "-o", "json"))["archive"]}
+    refused = json.loads(run("logs", "rm", "default.log", "-o", "json", code=1))
+    assert refused[0]["deleted"] is False
+    assert json.loads(run("logs", "ls", "-o", "json"))["current"]
+    # Settings: shown, changed, and an out-of-range value refused without a change
+    assert json.loads(run("logs", "settings", "-o", "json")) == {"rotation_size_mb": 50, "generations": 12}
+    assert json.loads(run("logs", "settings", "--generations", "6", "-o", "json"))["generations"] == 6
+    run("logs", "settings", "--rotation-size-mb", "0", code=2)
+    assert json.loads(run("logs", "settings", "-o", "json")) == {"rotation_size_mb": 50, "generations": 6}
+    run("logs", "settings", "--generations", "12")
+    # tail -n prints the last lines of the current log
+    run("send", "-t", "tail.me", "-k", "Req_cli_tail")
+    wait_for(lambda: '"Req_cli_tail"' in run("logs", "tail", "-n", "50"), 30, "tail -n did not show the event")
