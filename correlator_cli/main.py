@@ -48,15 +48,18 @@ class Context:
     @property
     def client(self) -> ApiClient:
         if self._client is None:
-            self._client = ApiClient(
-                resolve_target(
+            try:
+                target = resolve_target(
                     local=self.local,
                     stack=self.stack,
                     profile=self.profile,
                     region=self.region,
                     config_env=self.config_env,
                 )
-            )
+            except TargetError as error:
+                fail(str(error))
+                raise typer.Exit(2) from None
+            self._client = ApiClient(target)
         return self._client
 
     @property
