@@ -18,9 +18,9 @@ from correlator.action import ActionRunner
 from correlator.idempotency import OncePerKey
 from correlator.internal import counted_emitter
 from correlator.logs import adopt_core_logs
-from correlator.mail import EmailAction
 from correlator.publisher import EventPublisher
-from correlator.templating import TemplateRenderer
+from functions.email.mail import EmailAction
+from functions.notification.templating import TemplateRenderer
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 

@@ -25,9 +25,9 @@ from botocore.exceptions import ClientError
 from correlator.action import Call, Effect, Result, RetryLater
 from correlator.configs import EmailConfig
 from correlator.delivery import Delivery
-from correlator.notification import STATUS_FAILED, STATUS_SENT, failed
 from correlator.registry import ActionSpec, spec_of
-from correlator.templating import (
+from functions.notification.notification import STATUS_FAILED, STATUS_SENT, failed
+from functions.notification.templating import (
     TemplateError,
     TemplateFormat,
     TemplateRenderer,

@@ -15,8 +15,8 @@ from correlator.appender import S3Appender
 from correlator.eventlog import EventLog, LogLineFormat
 from correlator.internal import counted_emitter
 from correlator.logs import adopt_core_logs
-from correlator.logwriter import LogAction
 from correlator.publisher import EventPublisher
+from functions.log_writer.logwriter import LogAction
 
 logger = Logger()
 adopt_core_logs(logger)

@@ -1,6 +1,6 @@
 """Mako templates of the notification actions: named sets shipped with a function, or inline in a rule.
 
-Only the notification modules (``correlator.mail``, ``correlator.sms``) import this one, so only
+Only the notification modules (``functions.email.mail``, ``functions.sms.sms``) import this one, so only
 the email and SMS functions pay for Mako; the reception function never loads it.
 
 Trust boundary: template *source* comes from the function's package (named sets) or from a

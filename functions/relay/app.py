@@ -22,8 +22,8 @@ from correlator.idempotency import OncePerKey
 from correlator.internal import counted_emitter
 from correlator.logs import adopt_core_logs
 from correlator.publisher import EventPublisher
-from correlator.relay import RelayAction, SecretReader
 from correlator.relay_policy import RelaySettings
+from functions.relay.relay import RelayAction, SecretReader
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

@@ -17,7 +17,7 @@ from correlator.idempotency import OncePerKey
 from correlator.internal import counted_emitter
 from correlator.logs import adopt_core_logs
 from correlator.publisher import EventPublisher
-from correlator.scripts import ScriptAction, ScriptRegistry, load_script_package, parse_function_arns
+from functions.script.execution import ScriptAction, ScriptRegistry, load_script_package, parse_function_arns
 
 logger = Logger()
 adopt_core_logs(logger)

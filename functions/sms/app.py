@@ -20,8 +20,8 @@ from correlator.idempotency import OncePerKey
 from correlator.internal import counted_emitter
 from correlator.logs import adopt_core_logs
 from correlator.publisher import EventPublisher
-from correlator.sms import SmsAction, TwilioSender
-from correlator.templating import TemplateRenderer
+from functions.notification.templating import TemplateRenderer
+from functions.sms.sms import SmsAction, TwilioSender
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 

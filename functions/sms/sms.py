@@ -39,9 +39,9 @@ from twilio.rest import Client
 from correlator.action import Call, Effect, Result, RetryLater
 from correlator.configs import SmsConfig
 from correlator.delivery import Delivery
-from correlator.notification import STATUS_DRY_RUN, STATUS_FAILED, STATUS_SENT, failed
 from correlator.registry import ActionSpec, spec_of
-from correlator.templating import TemplateError, TemplateFormat, TemplateRenderer, template_variables
+from functions.notification.notification import STATUS_DRY_RUN, STATUS_FAILED, STATUS_SENT, failed
+from functions.notification.templating import TemplateError, TemplateFormat, TemplateRenderer, template_variables
 
 logger = logging.getLogger(__name__)
 # The Twilio library logs every request at INFO; its warnings are enough.

@@ -15,7 +15,7 @@ from correlator.csvfiles import CsvAction, DataFiles
 from correlator.event import Event
 from correlator.internal import InternalEventEmitter
 from correlator.publisher import PublishOutcome
-from correlator.scripts import ScriptContext, ScriptInputError
+from functions.script.execution import ScriptContext, ScriptInputError
 from functions.script.scripts import enrich, summarise_dataset
 from local import moto_compat
 from tests.s3_doubles import s3_client

@@ -24,10 +24,10 @@ from correlator.event import new_event_id
 from correlator.idempotency import OncePerKey
 from correlator.internal import InternalEventEmitter
 from correlator.publisher import EventPublisher
-from correlator.relay import PinnedHttpClient, RelayAction, RelaySender, SecretReader
 from correlator.relay_policy import RelaySettings
 from correlator.rules import Rule
 from correlator.ssrf import AllowList
+from functions.relay.relay import PinnedHttpClient, RelayAction, RelaySender, SecretReader
 from tests.integration.relay_fixtures import (
     API_KEY,
     API_KEY_SECRET_NAME,

@@ -19,7 +19,7 @@ from botocore.stub import Stubber
 
 from correlator.action import RetryLater
 from correlator.rules import Rule
-from correlator.scripts import ScriptRegistry, load_script_package
+from functions.script.execution import ScriptRegistry, load_script_package
 from local import moto_compat
 from tests.conftest import fresh_import
 from tests.probe import REGION, BusProbe
@@ -35,7 +35,7 @@ TEST_SCRIPTS = {
     "__init__.py": "",
     "explode.py": "def run(event, args, context):\n    raise RuntimeError('kaput')\n",
     "picky.py": (
-        "from correlator.scripts import ScriptInputError\n\n"
+        "from functions.script.execution import ScriptInputError\n\n"
         "def run(event, args, context):\n    raise ScriptInputError('args.size must be a number')\n"
     ),
     "big.py": "def run(event, args, context):\n    return {'blob': 'x' * 40000}\n",

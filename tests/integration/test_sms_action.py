@@ -20,8 +20,8 @@ from correlator.action import ActionRunner, RetryLater
 from correlator.idempotency import OncePerKey
 from correlator.internal import InternalEventEmitter
 from correlator.publisher import EventPublisher
-from correlator.sms import SmsAction, SmsConfigurationError, TwilioSender
-from correlator.templating import TemplateRenderer
+from functions.notification.templating import TemplateRenderer
+from functions.sms.sms import SmsAction, SmsConfigurationError, TwilioSender
 from tests.conftest import fresh_import
 from tests.notification_doubles import (
     ACCOUNT_SID,
@@ -371,7 +371,7 @@ def log_lines(app: ModuleType, caplog: pytest.LogCaptureFixture) -> list[dict[st
     """The function's log records as its Powertools Logger writes them (JSON, with the invocation's keys)."""
     formatter = app.logger.registered_formatter
     return [
-        json.loads(formatter.format(record)) for record in caplog.records if record.name in ("sms", "correlator.sms")
+        json.loads(formatter.format(record)) for record in caplog.records if record.name in ("sms", "functions.sms.sms")
     ]
 
 

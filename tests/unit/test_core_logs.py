@@ -1,5 +1,5 @@
 """Core modules log through the function's Powertools logger, even under a service name that Powertools
-would otherwise filter out (``correlator.relay`` under service ``relay``)."""
+would otherwise filter out (``correlator.relay_policy`` under service ``relay``)."""
 
 from __future__ import annotations
 

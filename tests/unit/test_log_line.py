@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from correlator.event import REQUEST_KEY_PATTERN, TYPE_PATTERN, Event, Level
 from correlator.eventlog import LogLineFormat, format_instant, format_log_line
-from correlator.logwriter import render_log_message
+from functions.log_writer.logwriter import render_log_message
 from tests.samples import load_event
 
 # ARCHITECTURE.md section 7, verbatim.

@@ -10,7 +10,14 @@ import pytest
 
 from bench.environment import RECEPTION_APP, REPO, subprocess_env
 
-HEAVY = ("mako", "twilio", "correlator.templating", "correlator.mail", "correlator.sms", "correlator.notification")
+HEAVY = (
+    "mako",
+    "twilio",
+    "functions.notification.templating",
+    "functions.email.mail",
+    "functions.sms.sms",
+    "functions.notification.notification",
+)
 LOADED_AFTER = """
 import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("app_under_test", sys.argv[1])

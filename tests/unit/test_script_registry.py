@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from correlator.scripts import ScriptRegistry, bounded_result, load_script_package, parse_function_arns
 from functions.script import scripts as shipped_scripts
+from functions.script.execution import ScriptRegistry, bounded_result, load_script_package, parse_function_arns
 
 FILES = {
     "__init__.py": "",

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from correlator.sms import (
+from functions.sms.sms import (
     GSM7,
     GSM7_BASIC,
     GSM7_EXTENSION,

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from correlator.delivery import Delivery, parse_delivery
-from correlator.mail import compose_email
-from correlator.sms import compose_sms
-from correlator.templating import (
+from functions.email.mail import compose_email
+from functions.notification.templating import (
     TemplateError,
     TemplateFormat,
     TemplateRenderer,
@@ -19,6 +18,7 @@ from correlator.templating import (
     template_variables,
     text_table,
 )
+from functions.sms.sms import compose_sms
 from tests.samples import load_event
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from correlator.scripts import ScriptContext, ScriptInputError
+from functions.script.execution import ScriptContext, ScriptInputError
 
 # Event fields kept on the new event (everything a client may submit, except the type and payload).
 KEPT_FIELDS = ("level", "kind", "time", "object", "info", "summary", "description", "system_id", "dataset", "schema")

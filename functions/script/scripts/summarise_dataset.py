@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from correlator.csvfiles import EVENT_ID_COLUMN, TIMESTAMP_COLUMN, restore
 from correlator.csvkeys import DEFAULT_CSV_KEY, InvalidKeyError, render_key, validate_key_template
 from correlator.event import DATASET_PATTERN, parse_time
-from correlator.scripts import ScriptContext, ScriptInputError
+from functions.script.execution import ScriptContext, ScriptInputError
 
 MAX_DISTINCT = 1000  # distinct values counted per text column (memory stays bounded)
 MAX_GROUPS = 100

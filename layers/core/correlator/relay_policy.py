@@ -1,7 +1,7 @@
 """Relay policy: the deployment's relay settings, the headers a rule may not set, and the check
 the rules API runs on relay rules at creation (the relay function checks everything again at send
-time). Kept apart from ``correlator.relay`` so the rules function does not import the HTTP client,
-idempotency and parameters utilities.
+time). Kept apart from the relay function's ``functions.relay.relay`` so the rules function does
+not import the HTTP client, idempotency and parameters utilities.
 """
 
 from __future__ import annotations

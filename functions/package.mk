@@ -1,0 +1,12 @@
+# Included by the functions' Makefiles. `$(call ship,<package>)` copies the modules of
+# functions/<package> (not its app.py) into the artifact under the path they have in the
+# repository, so a handler imports them as `functions.<package>.<module>` in Lambda, in the tests
+# and in the local stack alike. An artifact holds its handler, its own package and the shared
+# packages it imports, nothing else. SAM runs make with the source Makefile (--makefile), so the
+# included file's own location finds the sources even when the build runs in a scratch copy.
+FUNCTIONS_DIR := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+
+ship = mkdir -p "$(ARTIFACTS_DIR)/functions/$(1)" && touch "$(ARTIFACTS_DIR)/functions/__init__.py" && \
+	for module in "$(FUNCTIONS_DIR)/$(1)"/*.py; do \
+		[ "$$(basename "$$module")" = app.py ] || cp "$$module" "$(ARTIFACTS_DIR)/functions/$(1)/"; \
+	done
