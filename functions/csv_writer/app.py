@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -13,19 +13,17 @@ from correlator import aws
 from correlator.action import QueueRunner
 from correlator.appender import S3Appender
 from correlator.csvfiles import CsvAction
-from correlator.internal import counted_emitter
-from correlator.logs import adopt_core_logs
-from correlator.publisher import EventPublisher
+from correlator.internal import bus_emitter
+from correlator.logs import function_logger
 
-logger = Logger()
-adopt_core_logs(logger)
+logger = function_logger()
 tracer = Tracer()
 metrics = Metrics()
 
 
 runner = QueueRunner(
     CsvAction(S3Appender(aws.client("s3"), os.environ["DATA_BUCKET_NAME"])),
-    emitter=counted_emitter(EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), metrics),
+    emitter=bus_emitter(metrics),
     metrics=metrics,
 )
 

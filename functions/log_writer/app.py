@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -13,13 +13,11 @@ from correlator import aws
 from correlator.action import QueueRunner
 from correlator.appender import S3Appender
 from correlator.eventlog import EventLog, LogLineFormat
-from correlator.internal import counted_emitter
-from correlator.logs import adopt_core_logs
-from correlator.publisher import EventPublisher
+from correlator.internal import bus_emitter
+from correlator.logs import function_logger
 from functions.log_writer.logwriter import LogAction
 
-logger = Logger()
-adopt_core_logs(logger)
+logger = function_logger()
 tracer = Tracer()
 metrics = Metrics()
 runner = QueueRunner(
@@ -27,7 +25,7 @@ runner = QueueRunner(
         EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"])),
         LogLineFormat.from_env(os.environ),
     ),
-    emitter=counted_emitter(EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), metrics),
+    emitter=bus_emitter(metrics),
     metrics=metrics,
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
@@ -17,9 +17,8 @@ from correlator.appender import S3Appender
 from correlator.audit import RouteKey, resolve_and_audit
 from correlator.errors import BadRequestError, NotFoundError
 from correlator.eventlog import CURRENT_KEY, CURRENT_NAME, EventLog, LogListing, LogSettings, archive_key
-from correlator.internal import counted_emitter
-from correlator.logs import adopt_core_logs
-from correlator.publisher import EventPublisher
+from correlator.internal import bus_emitter
+from correlator.logs import function_logger
 
 PRESIGNED_URL_SECONDS = 300
 EVENT_TYPES: dict[RouteKey, str] = {
@@ -32,8 +31,7 @@ EVENT_TYPES: dict[RouteKey, str] = {
     ("PUT", "/logs/settings"): "log.settings.update",
 }
 
-logger = Logger()
-adopt_core_logs(logger)
+logger = function_logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
@@ -43,7 +41,7 @@ register_error_handlers(app)
 event_log = EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"]))
 
 
-emitter = counted_emitter(EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), metrics)
+emitter = bus_emitter(metrics)
 # No length limit here: a malformed name of any length is 404 (archive_key), not a 422.
 ArchiveName = Annotated[str, Path(description="An archive name: default.log.{epoch_ms}")]
 

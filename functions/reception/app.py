@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
@@ -19,7 +19,7 @@ from correlator.api import (
     register_error_handlers,
 )
 from correlator.errors import CorrelatorError, PublishFailedError
-from correlator.logs import adopt_core_logs
+from correlator.logs import function_logger
 from correlator.publisher import EventPublisher
 from correlator.reception import (
     MAX_BODY_BYTES,
@@ -32,8 +32,7 @@ from correlator.reception import (
     submissions_of,
 )
 
-logger = Logger()
-adopt_core_logs(logger)
+logger = function_logger()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 publisher = EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"])

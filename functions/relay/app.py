@@ -11,7 +11,7 @@ import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
@@ -20,16 +20,16 @@ from correlator import aws
 from correlator.action import ActionRunner
 from correlator.idempotency import OncePerKey
 from correlator.internal import counted_emitter
-from correlator.logs import adopt_core_logs
+from correlator.logs import function_logger
 from correlator.publisher import EventPublisher
 from correlator.relay_policy import RelaySettings
-from functions.relay.relay import RelayAction, SecretReader
+from correlator.secrets import SecretReader
+from functions.relay.relay import RelayAction
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
-logger = Logger()
-adopt_core_logs(logger)
+logger = function_logger()
 tracer = Tracer()
 metrics = Metrics()
 settings = RelaySettings.from_env(os.environ)
@@ -48,7 +48,7 @@ def _events_in(region: str) -> EventBridgeClient:
 runner = ActionRunner(
     RelayAction(
         settings,
-        secrets=SecretReader(SecretsProvider(boto3_client=aws.client("secretsmanager")), settings.secret_prefix),
+        secrets=SecretReader(SecretsProvider(boto3_client=aws.client("secretsmanager")), prefix=settings.secret_prefix),
         events_client_for=_events_in,
     ),
     emitter=counted_emitter(EventPublisher(events, os.environ["EVENT_BUS_NAME"]), metrics),

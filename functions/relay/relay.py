@@ -15,19 +15,14 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import urllib3
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-from botocore.exceptions import ClientError
 from botocore.httpsession import where as default_ca_bundle
 from pydantic import ValidationError
 from urllib3.exceptions import HTTPError, NewConnectionError, SSLError
@@ -50,6 +45,8 @@ from correlator.relay_policy import (
     VIA_HEADER,
     RelaySettings,
 )
+from correlator.retry import backoff, parse_retry_after
+from correlator.secrets import SecretUnavailable
 from correlator.ssrf import AllowList, Resolver, Target, UrlRefused, check_url
 
 if TYPE_CHECKING:
@@ -72,9 +69,6 @@ _RETRYABLE_BUS_ERRORS = RETRYABLE_ERROR_CODES | {
     "ReadTimeoutError",
     "ConnectionClosedError",
 }
-_PERMANENT_SECRET_ERRORS = frozenset(
-    {"ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure", "InvalidRequestException"}
-)
 
 Outcome = Literal["delivered", "rejected", "blocked", "failed"]
 Remaining = Callable[[], float]  # seconds left in this invocation
@@ -283,7 +277,11 @@ class RelaySender:
             outcome = replace(self._send_once(request, remaining), attempts=attempts)
             if not outcome.retryable or attempts >= self._max_attempts:
                 return outcome
-            delay = outcome.retry_after if outcome.retry_after is not None else _backoff(attempts)
+            delay = (
+                outcome.retry_after
+                if outcome.retry_after is not None
+                else backoff(attempts, BASE_BACKOFF_S, MAX_BACKOFF_S, full_jitter=False)
+            )
             if remaining() - delay < TOTAL_TIMEOUT_S + SAFETY_MARGIN_S:
                 return outcome  # no time for another full attempt: Lambda's retry comes later
             logger.info("relay retry", extra={"attempt": attempts, "info": outcome.info, "delay_s": round(delay, 2)})
@@ -318,65 +316,9 @@ class RelaySender:
                 status,
                 retryable=status == 429 or status >= 500,
                 redirects=redirects,
-                retry_after=_retry_after(response.retry_after),
+                retry_after=parse_retry_after(response.retry_after),
             )
         return HttpOutcome(None, "too_many_redirects", redirects=MAX_REDIRECTS)
-
-
-def _backoff(attempt: int) -> float:
-    ceiling = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2.0 ** (attempt - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not cryptography
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
-
-
-# ---- secrets ------------------------------------------------------------------------------------
-
-
-class SecretUnavailable(Exception):
-    """A configured secret cannot be used (missing, not allowed, empty): a permanent failure."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class SecretReader:
-    """Reads relay secrets from Secrets Manager (Powertools parameters, cached ``max_age`` seconds)."""
-
-    def __init__(self, provider: SecretsProvider, prefix: str, *, max_age: int = 300) -> None:
-        self._provider = provider
-        self._prefix = prefix
-        self._max_age = max_age
-
-    def __call__(self, name: str) -> str:
-        if not name.startswith(self._prefix):
-            raise SecretUnavailable("secret_not_allowed", f"relay secrets must be named {self._prefix}...")
-        try:
-            value = self._provider.get(name, max_age=self._max_age)
-        except GetParameterError as error:
-            cause = error.__context__
-            code = cause.response.get("Error", {}).get("Code", "") if isinstance(cause, ClientError) else ""
-            if code in _PERMANENT_SECRET_ERRORS:
-                raise SecretUnavailable("secret_unavailable", f"secret {name}: {code}") from None
-            raise  # throttling, network: worth a retry
-        if isinstance(value, bytes):
-            value = value.decode("utf-8")
-        if not isinstance(value, str) or not value:
-            raise SecretUnavailable("secret_unavailable", f"secret {name} is empty or not a string")
-        return value
 
 
 # ---- the actions --------------------------------------------------------------------------------

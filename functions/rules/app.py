@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
@@ -15,15 +15,15 @@ from pydantic import BaseModel, Field
 from correlator import aws
 from correlator.api import caller_from, register_error_handlers
 from correlator.audit import RouteKey, resolve_and_audit
+from correlator.compiler import TimerSettings
 from correlator.errors import ValidationFailedError
 from correlator.event import EventSubmission, stamp_event
-from correlator.internal import counted_emitter
-from correlator.logs import adopt_core_logs
-from correlator.publisher import EventPublisher
+from correlator.internal import bus_emitter
+from correlator.logs import function_logger
 from correlator.relay_policy import RelaySettings, check_relay_rule
 from correlator.rulelock import RuleWriteLease
 from correlator.rules import RULE_NAME_PATTERN, Rule, RuleView
-from correlator.rulestore import RuleStore, TimerSettings, deployment_from_env
+from correlator.rulestore import RuleStore, deployment_from_env
 
 EVENT_TYPES: dict[RouteKey, str] = {
     ("POST", "/rules"): "rule.create",
@@ -34,8 +34,7 @@ EVENT_TYPES: dict[RouteKey, str] = {
     ("POST", "/rules/{name}/test"): "rule.test",
 }
 
-logger = Logger()
-adopt_core_logs(logger)
+logger = function_logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
@@ -60,7 +59,7 @@ store = RuleStore(
 )
 
 
-emitter = counted_emitter(EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), metrics)
+emitter = bus_emitter(metrics)
 relay_settings = RelaySettings.from_env(os.environ)
 RuleName = Annotated[str, Path(pattern=RULE_NAME_PATTERN, description="The rule's name")]
 

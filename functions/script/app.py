@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
@@ -15,12 +15,11 @@ from correlator.action import ActionRunner
 from correlator.csvfiles import DataFiles
 from correlator.idempotency import OncePerKey
 from correlator.internal import counted_emitter
-from correlator.logs import adopt_core_logs
+from correlator.logs import function_logger
 from correlator.publisher import EventPublisher
 from functions.script.execution import ScriptAction, ScriptRegistry, load_script_package, parse_function_arns
 
-logger = Logger()
-adopt_core_logs(logger)
+logger = function_logger()
 tracer = Tracer()
 metrics = Metrics()
 

@@ -41,7 +41,7 @@ from correlator.action import Call, Effect, Result
 from correlator.configs import SCRIPT_NAME_PATTERN, ScriptConfig
 from correlator.csvfiles import DataFiles
 from correlator.delivery import Delivery
-from correlator.event import Event, EventSubmission, Level, new_request_key, stamp_event
+from correlator.event import Event, EventSubmission, Level, follow_up, stamp_event
 from correlator.publisher import EventPublisher
 from correlator.registry import ActionSpec, spec_of
 from correlator.text import clip
@@ -199,15 +199,7 @@ class ScriptContext:
             submission = EventSubmission.model_validate(dict(fields))
         except ValidationError as error:
             raise ScriptInputError(f"not a valid event: {error}") from None
-        trigger = self.trigger
-        event = stamp_event(
-            submission,
-            external=False,
-            subject=trigger.subject,
-            request_key=trigger.request_key if trigger.request_key is not None else new_request_key(),
-            hops=trigger.hops + 1,
-            via=trigger.via,
-        )
+        event = stamp_event(submission, external=False, **follow_up(self.trigger))
         outcome = self.publisher.publish([event])[0]
         if not outcome.accepted:
             raise RuntimeError(f"event not published: {outcome.error_code}: {outcome.error_message}")

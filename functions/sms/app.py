@@ -10,23 +10,21 @@ import os
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
 from correlator.action import ActionRunner
 from correlator.idempotency import OncePerKey
-from correlator.internal import counted_emitter
-from correlator.logs import adopt_core_logs
-from correlator.publisher import EventPublisher
+from correlator.internal import bus_emitter
+from correlator.logs import function_logger
 from functions.notification.templating import TemplateRenderer
 from functions.sms.sms import SmsAction, TwilioSender
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
-logger = Logger()
-adopt_core_logs(logger)
+logger = function_logger()
 tracer = Tracer()
 metrics = Metrics()
 
@@ -40,7 +38,7 @@ sender = (
 )
 runner = ActionRunner(
     SmsAction(renderer=TemplateRenderer(TEMPLATES_DIR), sender=sender),
-    emitter=counted_emitter(EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), metrics),
+    emitter=bus_emitter(metrics),
     metrics=metrics,
     log=logger,
     once=OncePerKey(os.environ["IDEMPOTENCY_TABLE_NAME"], key_prefix="sms"),

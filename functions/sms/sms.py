@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any, ClassVar
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http import HttpClient
@@ -40,6 +38,8 @@ from correlator.action import Call, Effect, Result, RetryLater
 from correlator.configs import SmsConfig
 from correlator.delivery import Delivery
 from correlator.registry import ActionSpec, spec_of
+from correlator.retry import backoff, parse_retry_after
+from correlator.secrets import SECRET_MAX_AGE_SECONDS, SecretReader, SecretUnavailable
 from functions.notification.notification import STATUS_DRY_RUN, STATUS_FAILED, STATUS_SENT, failed
 from functions.notification.templating import TemplateError, TemplateFormat, TemplateRenderer, template_variables
 
@@ -50,7 +50,6 @@ logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 logging.getLogger("botocore.parsers").setLevel(logging.INFO)
 
 BODY_FILE = "body.mako"
-SECRET_MAX_AGE_SECONDS = 300
 TWILIO_TIMEOUT_SECONDS = 10.0
 
 GSM7 = "GSM-7"
@@ -266,8 +265,7 @@ class RetryingHttpClient(HttpClient):  # type: ignore[misc]  # twilio ships no t
         retry_after = retry_after_seconds(headers)
         if retry_after is not None:
             return retry_after if retry_after <= self.max_delay else None
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+        return backoff(attempt, self.base_delay, self.max_delay, full_jitter=False)
 
 
 def is_retryable_status(status: int) -> bool:
@@ -278,17 +276,7 @@ def retry_after_seconds(headers: Any) -> float | None:
     """``Retry-After`` (seconds or an HTTP date) in seconds; ``None`` when absent or unreadable."""
     if not headers:
         return None
-    value = next((str(v) for k, v in dict(headers).items() if str(k).lower() == "retry-after"), None)
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return parse_retry_after(next((str(v) for k, v in dict(headers).items() if str(k).lower() == "retry-after"), None))
 
 
 # What Twilio's client raises for an error answer: the legacy form, or RFC 9457 problem details.
@@ -326,18 +314,17 @@ class TwilioSender:
         sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.secret_name = secret_name
-        self._secrets = secrets
+        self._secrets = SecretReader(secrets, max_age=max_age)
         inner = http_client or TwilioHttpClient(timeout=TWILIO_TIMEOUT_SECONDS)
         self._http_client = RetryingHttpClient(inner, sleep=sleep)
-        self._max_age = max_age
         self._client: tuple[str, Client] | None = None
 
     def credentials(self) -> TwilioCredentials:
         """The secret's credentials (cached for ``max_age`` seconds); raises when it cannot be read."""
         try:
-            value = self._secrets.get(self.secret_name, transform="json", max_age=self._max_age)
-        except TransformParameterError:
-            raise SmsConfigurationError(f"the Twilio secret {self.secret_name!r} is not JSON") from None
+            value = self._secrets.json(self.secret_name)
+        except SecretUnavailable as problem:
+            raise SmsConfigurationError(f"the Twilio {problem}") from None
         except GetParameterError as error:
             raise SmsConfigurationError(f"the Twilio secret {self.secret_name!r} cannot be read: {error}") from None
         return parse_credentials(value, self.secret_name)

@@ -26,8 +26,9 @@ from correlator.internal import InternalEventEmitter
 from correlator.publisher import EventPublisher
 from correlator.relay_policy import RelaySettings
 from correlator.rules import Rule
+from correlator.secrets import SecretReader
 from correlator.ssrf import AllowList
-from functions.relay.relay import PinnedHttpClient, RelayAction, RelaySender, SecretReader
+from functions.relay.relay import PinnedHttpClient, RelayAction, RelaySender
 from tests.integration.relay_fixtures import (
     API_KEY,
     API_KEY_SECRET_NAME,
@@ -90,7 +91,8 @@ def build_stack(
     relay = RelayAction(
         settings,
         secrets=SecretReader(
-            SecretsProvider(boto3_client=boto3.client("secretsmanager", region_name=REGION)), settings.secret_prefix
+            SecretsProvider(boto3_client=boto3.client("secretsmanager", region_name=REGION)),
+            prefix=settings.secret_prefix,
         ),
         events_client_for=lambda region: boto3.client("events", region_name=region),
         sender=RelaySender(

@@ -13,11 +13,11 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from correlator.compiler import EVENT_PLACEHOLDER, Deployment
+from correlator.compiler import EVENT_PLACEHOLDER, Deployment, TimerSettings
 from correlator.delivery import parse_delivery
 from correlator.event import EventSubmission, new_event_id, stamp_event
 from correlator.rules import Rule
-from correlator.rulestore import RuleStore, TimerSettings
+from correlator.rulestore import RuleStore
 from local import moto_compat
 from tests.conftest import fresh_import
 from tests.integration.rules_fixtures import (

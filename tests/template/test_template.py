@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from correlator.compiler import TARGET_RETRY_POLICY
 from local.template import load_yaml
 
 pytestmark = pytest.mark.slow
@@ -158,6 +159,19 @@ def test_reception_may_only_put_external_events_on_the_bus(template: dict[str, A
     assert as_list(statement["Action"]) == ["events:PutEvents"]
     assert as_list(statement["Resource"]) == [{"Fn::GetAtt": ["EventBus", "Arn"]}]
     assert statement["Condition"] == {"StringEquals": {"events:source": "correlator.external"}}
+
+
+def test_template_rule_targets_retry_as_compiled_rules_do(template: dict[str, Any]) -> None:
+    # GIVEN every target of the rules template.yaml declares
+    targets = [
+        target
+        for rule in resources_of(template, "AWS::Events::Rule").values()
+        for target in rule["Properties"].get("Targets", [])
+    ]
+
+    # WHEN / THEN the one retry policy of correlator.compiler (compiled rules and timer schedules)
+    assert targets
+    assert all(target["RetryPolicy"] == TARGET_RETRY_POLICY for target in targets)
 
 
 def test_every_function_logs_to_its_own_group_with_retention(template: dict[str, Any]) -> None:

@@ -16,13 +16,14 @@ is ever half-written: every path commits in one request or not at all.
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
+from correlator.retry import backoff
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -285,5 +286,4 @@ class S3Appender:
 
     def _wait(self, attempt: int) -> None:
         if attempt < self._max_attempts:
-            ceiling = min(self._max_delay, self._base_delay * 2 ** (attempt - 1))
-            self._sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not cryptography
+            self._sleep(backoff(attempt, self._base_delay, self._max_delay))

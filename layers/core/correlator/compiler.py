@@ -11,16 +11,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from correlator.envelope import SOURCE_EXTERNAL, SOURCE_INTERNAL
-from correlator.rules import Rule, RuleView, canonical_action
+from correlator.rules import TIMER_ONESHOT, Rule, RuleView, canonical_action
 
 EVENT_PLACEHOLDER = "<aws.events.event.json>"
 TARGET_ID = "action"
 MAX_PATTERN_CHARS = 2048  # EventBridge's default quota on an event pattern (4096 on request)
 MAX_INPUT_TEMPLATE_CHARS = 8192  # EventBridge's limit on InputTemplate
 TIMER_SYSTEM_PREFIX = "rule/"
+# How long EventBridge (and Scheduler) keep trying a target: its maxima. template.yaml's rules say
+# the same (a test checks it).
+TARGET_RETRY_POLICY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86_400}
 # detail keys an extra pattern may not constrain: they belong to match (or the hop guard).
 _MATCH_KEYS = (
     "type",
@@ -53,8 +57,15 @@ class Deployment:
     max_hops: int
     targets: Mapping[str, str]  # canonical action -> queue or function ARN
     dead_letter_arn: str
-    retry_attempts: int = 185
-    max_event_age_seconds: int = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class TimerSettings:
+    """Where timer rules put their schedules, and the role Scheduler uses to reach the bus."""
+
+    group_name: str
+    role_arn: str
+    bus_arn: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +144,61 @@ def compile_rule(rule: Rule, deployment: Deployment) -> CompiledRule:
         "Id": TARGET_ID,
         "Arn": target_arn,
         "InputTransformer": {"InputPathsMap": {}, "InputTemplate": input_template(rule)},
-        "RetryPolicy": {
-            "MaximumRetryAttempts": deployment.retry_attempts,
-            "MaximumEventAgeInSeconds": deployment.max_event_age_seconds,
-        },
+        "RetryPolicy": dict(TARGET_RETRY_POLICY),
         "DeadLetterConfig": {"Arn": deployment.dead_letter_arn},
     }
     return CompiledRule(put_rule, {"Rule": rule.name, "EventBusName": deployment.bus_name, "Targets": [target]})
+
+
+def compile_schedule(
+    rule: Rule, timers: TimerSettings, dead_letter_arn: str, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """The ``create_schedule`` / ``update_schedule`` arguments of a timer rule: a schedule putting its event.
+
+    ``RuleCompileError`` for a one-shot time that is not in the future.
+    """
+    timer = rule.match.timer
+    assert timer is not None  # only timer rules have schedules
+    value = int(rule.match.object or "0")
+    if timer == TIMER_ONESHOT:
+        at = datetime.fromtimestamp(value / 1000, UTC)
+        if at <= (now or datetime.now(UTC)):
+            raise RuleCompileError("match.object", f"a timer.oneshot rule must fire in the future: {at.isoformat()}")
+        expression = f"at({at.strftime('%Y-%m-%dT%H:%M:%S')})"
+    else:
+        expression = f"rate({value} minute{'s' if value > 1 else ''})"
+    detail = {
+        "id": "<aws.scheduler.execution-id>",
+        "time": "<aws.scheduler.scheduled-time>",
+        "external": False,
+        "level": "INFO",
+        "kind": "standard",
+        "type": timer,
+        "object": rule.match.object,
+        "info": rule.match.info,
+        "system_id": TIMER_SYSTEM_PREFIX + rule.name,
+        "subject": rule.match.subject,
+        "hops": 0,
+    }
+    return {
+        "Name": rule.name,
+        "GroupName": timers.group_name,
+        "ScheduleExpression": expression,
+        "ScheduleExpressionTimezone": "UTC",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "State": "ENABLED" if rule.enabled else "DISABLED",
+        "Description": rule.description,
+        # A one-shot schedule removes itself once fired; the rule stays until deleted.
+        "ActionAfterCompletion": "DELETE" if timer == TIMER_ONESHOT else "NONE",
+        "Target": {
+            "Arn": timers.bus_arn,
+            "RoleArn": timers.role_arn,
+            "Input": json.dumps({key: value for key, value in detail.items() if value is not None}),
+            "EventBridgeParameters": {"DetailType": timer, "Source": SOURCE_INTERNAL},
+            "RetryPolicy": dict(TARGET_RETRY_POLICY),
+            "DeadLetterConfig": {"Arn": dead_letter_arn},
+        },
+    }
 
 
 def stored_rule(description: Mapping[str, Any], targets: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from correlator.configs import ActionConfig
-from correlator.event import Event, Level
+from correlator.event import Event, Level, follow_up
 from correlator.internal import InternalEventEmitter
 from correlator.rules import Rule, canonical_action
 
@@ -68,15 +68,11 @@ def emit_result(
 
     ``publish=False`` only builds it: ``emitter.publish`` then sends a batch's results together.
     """
-    event = delivery.event
     return emitter.emit(
         delivery.action,
         object=object,
         info=info,
-        subject=event.subject,
-        request_key=event.request_key,
-        hops=event.hops + 1,
-        via=event.via,
+        **follow_up(delivery.event),
         level=level,
         payload=payload,
         system_id=f"rule/{delivery.rule.name}",

@@ -11,7 +11,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from pydantic import (
     BaseModel,
@@ -223,3 +223,22 @@ def stamp_event(
         hops=hops,
         via=via or None,
     )
+
+
+class FollowUp(TypedDict):
+    """The chain fields of an event caused by another (``stamp_event``'s keywords)."""
+
+    subject: str | None
+    request_key: str
+    hops: int
+    via: list[str] | None
+
+
+def follow_up(trigger: Event) -> FollowUp:
+    """What an event caused by ``trigger`` carries: its subject, request key (or a new one) and via, ``hops`` + 1.
+
+    Result events and the events scripts emit follow their trigger this way, so everything one
+    request caused shares its request key and the stack's MaxHops bounds every chain.
+    """
+    request_key = trigger.request_key if trigger.request_key is not None else new_request_key()
+    return FollowUp(subject=trigger.subject, request_key=request_key, hops=trigger.hops + 1, via=trigger.via)

@@ -7,13 +7,16 @@ Emitting never fails the caller: when the bus is unreachable the event is logged
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from correlator import aws
 from correlator.event import MAX_TEXT_CHARS, Event, EventSubmission, Level, new_request_key, stamp_event
 from correlator.publisher import EventPublisher
+from correlator.text import clip
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ class InternalEventEmitter:
 
 
 def _clip(value: str | None) -> str | None:
-    return value if value is None or len(value) <= MAX_TEXT_CHARS else value[: MAX_TEXT_CHARS - 1] + "…"
+    return None if value is None else clip(value, MAX_TEXT_CHARS)
 
 
 def counted_emitter(publisher: EventPublisher, metrics: MetricsRecorder) -> InternalEventEmitter:
@@ -101,3 +104,8 @@ def counted_emitter(publisher: EventPublisher, metrics: MetricsRecorder) -> Inte
         metrics.add_metric(name="InternalEventsFailed", unit=MetricUnit.Count, value=1)
 
     return InternalEventEmitter(publisher, on_failure=count)
+
+
+def bus_emitter(metrics: MetricsRecorder) -> InternalEventEmitter:
+    """The function's emitter: internal events on the stack's bus (``EVENT_BUS_NAME``), failures counted."""
+    return counted_emitter(EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), metrics)

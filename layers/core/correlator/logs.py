@@ -22,3 +22,10 @@ def adopt_core_logs(logger: Logger) -> None:
     for package in PACKAGES:
         logging.getLogger(package)  # registered before copying: children propagate to it
     copy_config_to_registered_loggers(source_logger=logger, include=set(PACKAGES))
+
+
+def function_logger() -> Logger:
+    """A handler's Powertools ``Logger`` (service from ``POWERTOOLS_SERVICE_NAME``), adopting the modules' logs."""
+    logger = Logger()
+    adopt_core_logs(logger)
+    return logger

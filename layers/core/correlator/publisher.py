@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from correlator.envelope import (
     wrap,
 )
 from correlator.event import Event
+from correlator.retry import backoff
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -151,5 +151,4 @@ class EventPublisher:
         return results
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._max_delay, self._base_delay * 2 ** (attempt - 2))
-        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+        return backoff(attempt - 1, self._base_delay, self._max_delay)

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from correlator.configs import RelayConfig, RelayEventConfig
 from correlator.errors import ValidationFailedError
-from correlator.rules import Rule, canonical_action
+from correlator.rules import Rule
 from correlator.ssrf import AllowList, Resolver, UrlRefused, check_url
 
-HTTP_RELAY_ACTIONS = ("relay", "relay.event")
-RELAY_ACTIONS = (*HTTP_RELAY_ACTIONS, "relay.bus")
 DEFAULT_SECRET_PREFIX = "correlator/relay/"  # noqa: S105 - a name prefix, not a secret
 USER_AGENT = "Correlator-Relay/1"
 SIGNATURE_HEADER = "X-Correlator-Signature"
@@ -95,17 +94,20 @@ def check_relay_rule(rule: Rule, settings: RelaySettings, *, resolve: Resolver |
     time), secret names against the deployment's prefix, and config headers against the reserved
     names. Rules of other actions pass untouched.
     """
-    action = canonical_action(rule.action)
-    if action not in HTTP_RELAY_ACTIONS:
+    config = rule.typed_config
+    if not isinstance(config, RelayConfig | RelayEventConfig):
         return
-    config = rule.config
     details: list[dict[str, Any]] = []
     try:
-        check_url(str(config.get("url", "")), settings.allowed_hosts, resolve=resolve)
+        check_url(config.url, settings.allowed_hosts, resolve=resolve)
     except UrlRefused as refusal:
         details.append({"field": "config.url", "message": str(refusal), "type": "url_refused"})
-    for name in ("secret_name", "api_key_secret"):
-        value = config.get(name)
+    secrets = (
+        {"secret_name": config.secret_name}
+        if isinstance(config, RelayConfig)
+        else {"api_key_secret": config.api_key_secret}
+    )
+    for name, value in secrets.items():
         if isinstance(value, str) and not value.startswith(settings.secret_prefix):
             details.append(
                 {
@@ -114,7 +116,7 @@ def check_relay_rule(rule: Rule, settings: RelaySettings, *, resolve: Resolver |
                     "type": "secret_prefix",
                 }
             )
-    for header in config.get("headers") or {}:
+    for header in config.headers if isinstance(config, RelayConfig) else {}:
         if str(header).lower() in RESERVED_HEADERS:
             details.append(
                 {

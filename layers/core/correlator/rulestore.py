@@ -11,25 +11,24 @@ import json
 import logging
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from correlator.compiler import (
-    TIMER_SYSTEM_PREFIX,
     Deployment,
     RuleCompileError,
+    TimerSettings,
     compile_rule,
+    compile_schedule,
     stored_rule,
 )
 from correlator.envelope import SOURCE_EXTERNAL, SOURCE_INTERNAL
 from correlator.errors import ConflictError, NotFoundError, PreconditionFailedError, ValidationFailedError
 from correlator.event import Event, format_time
 from correlator.rulelock import RuleWriteLease, etag_matches, rule_etag
-from correlator.rules import TIMER_ONESHOT, Rule, RuleView
+from correlator.rules import Rule, RuleView
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -37,15 +36,6 @@ if TYPE_CHECKING:
 
 _NOT_FOUND = frozenset({"ResourceNotFoundException"})
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TimerSettings:
-    """Where timer rules put their schedules, and the role Scheduler uses to reach the bus."""
-
-    group_name: str
-    role_arn: str
-    bus_arn: str
 
 
 def _code(error: ClientError) -> str:
@@ -229,49 +219,10 @@ class RuleStore:
             raise ValidationFailedError(
                 "timer rules are not available in this deployment", [{"field": "match.type", "message": timer}]
             )
-        value = int(rule.match.object or "0")
-        if timer == TIMER_ONESHOT:
-            at = datetime.fromtimestamp(value / 1000, UTC)
-            if at <= datetime.now(UTC):
-                raise ValidationFailedError(
-                    "a timer.oneshot rule must fire in the future",
-                    [{"field": "match.object", "message": f"{at.isoformat()} is not in the future"}],
-                )
-            expression = f"at({at.strftime('%Y-%m-%dT%H:%M:%S')})"
-        else:
-            expression = f"rate({value} minute{'s' if value > 1 else ''})"
-        detail = {
-            "id": "<aws.scheduler.execution-id>",
-            "time": "<aws.scheduler.scheduled-time>",
-            "external": False,
-            "level": "INFO",
-            "kind": "standard",
-            "type": timer,
-            "object": rule.match.object,
-            "info": rule.match.info,
-            "system_id": TIMER_SYSTEM_PREFIX + rule.name,
-            "subject": rule.match.subject,
-            "hops": 0,
-        }
-        arguments: dict[str, Any] = {
-            "Name": rule.name,
-            "GroupName": self._timers.group_name,
-            "ScheduleExpression": expression,
-            "ScheduleExpressionTimezone": "UTC",
-            "FlexibleTimeWindow": {"Mode": "OFF"},
-            "State": "ENABLED" if rule.enabled else "DISABLED",
-            "Description": rule.description,
-            # A one-shot schedule removes itself once fired; the rule stays until deleted.
-            "ActionAfterCompletion": "DELETE" if timer == TIMER_ONESHOT else "NONE",
-            "Target": {
-                "Arn": self._timers.bus_arn,
-                "RoleArn": self._timers.role_arn,
-                "Input": json.dumps({key: value for key, value in detail.items() if value is not None}),
-                "EventBridgeParameters": {"DetailType": timer, "Source": SOURCE_INTERNAL},
-                "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86_400},
-                "DeadLetterConfig": {"Arn": self._deployment.dead_letter_arn},
-            },
-        }
+        try:
+            arguments = compile_schedule(rule, self._timers, self._deployment.dead_letter_arn)
+        except RuleCompileError as error:
+            raise ValidationFailedError(str(error), [{"field": error.field, "message": str(error)}]) from None
         try:
             self._scheduler.update_schedule(**arguments)
         except ClientError as error:
