@@ -115,15 +115,22 @@ class ApiClient:
         The API answers 302 to a presigned S3 URL, fetched with no auth headers at all; a file
         that is not there yet (200, empty) or has nothing after ``start`` (416) gives no bytes.
         """
+        url = self.presigned(path)
+        if url is None:
+            return Download(200, {}, iter([]))
+        return self.fetch(url, start=start, end=end)
+
+    def presigned(self, path: str) -> str | None:
+        """The presigned S3 URL the API redirects a download to (valid 5 minutes); None: no current log yet."""
         reply = self.call("GET", path, ok=(200, 302))
-        if reply.status == 200:  # no current log yet: an empty body
-            return Download(reply.status, {}, iter([reply.body[start:]] if reply.body[start:] else []))
+        return reply.headers["location"] if reply.status == 302 else None
+
+    def fetch(self, url: str, *, start: int = 0, end: int | None = None) -> Download:
+        """GET a presigned URL (bytes ``start``..``end``), with no credentials of ours."""
         headers = {"accept-encoding": "identity"}
         if start or end is not None:
             headers["range"] = f"bytes={start}-{'' if end is None else end}"
-        response = self.pool.request(
-            "GET", reply.headers["location"], headers=headers, preload_content=False, redirect=False
-        )
+        response = self.pool.request("GET", url, headers=headers, preload_content=False, redirect=False)
         found = {key.lower(): value for key, value in response.headers.items()}
         if response.status == 416:
             response.drain_conn()

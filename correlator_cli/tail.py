@@ -1,5 +1,9 @@
 """``logs tail -f``: the current log as it grows, across rotations, with no line lost or repeated.
 
+Every download through the API is audited (a ``log.get`` line in the log itself), so the follower
+keeps the presigned URL of the current file for a few minutes and polls S3 with it directly: a
+quiet log is not filled with the tail's own reads.
+
 The current file carries its *generation* in its S3 metadata and is archived under
 ``default.log.{generation}``. While the generation stays the same, only the bytes after what was
 read are fetched (a ranged GET). When it changes, the rest of the old file is read from its archive
@@ -17,6 +21,7 @@ from correlator_cli.logsearch import decompressed
 
 CURRENT = "/logs/current/default.log"
 _TAIL_WINDOW = 256 * 1024
+URL_REUSE_SECONDS = 240.0  # the API's presigned URLs are valid for 300 s
 
 
 @dataclass
@@ -47,34 +52,52 @@ class LogFollower:
         *,
         interval: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
         archive_wait: int = 30,
     ) -> None:
         self.client = client
+        self.clock = clock
+        self._url: str | None = None
+        self._url_at = 0.0
         self.interval = interval
         self.sleep = sleep
         self.archive_wait = archive_wait  # polls to wait for a rotated file's archive before giving up on it
         self.position = _Position()
         self.warnings: list[str] = []
 
+    def _current(self, start: int, end: int | None = None) -> Download:
+        for _ in range(2):
+            if self._url is None or self.clock() - self._url_at > URL_REUSE_SECONDS:
+                self._url, self._url_at = self.client.presigned(CURRENT), self.clock()
+            if self._url is None:  # no current log yet
+                return Download(200, {}, iter([]))
+            try:
+                return self.client.fetch(self._url, start=start, end=end)
+            except ApiError as error:
+                if error.status not in (403, 404):
+                    raise
+                self._url = None  # expired (or the file is gone): ask the API again
+        return Download(200, {}, iter([]))
+
     def start(self, lines: int) -> bytes:
         """The last ``lines`` lines of the current file; following starts after them."""
-        probe = self.client.open(CURRENT, start=0, end=0)
+        probe = self._current(0, 0)
         probe.close()
         total = probe.headers.get("content-range", "").rpartition("/")[2]
         base = max(0, int(total) - _TAIL_WINDOW) if total.isdigit() else 0
-        download = self.client.open(CURRENT, start=base)
+        download = self._current(base)
         data = _read_all(download)
         self.position = _Position(download.generation, base + len(data))
         return _last_lines(data[data.find(b"\n") + 1 :] if base else data, lines)
 
     def poll(self) -> Iterator[bytes]:
         """Everything appended since the last poll."""
-        download: Download | None = self.client.open(CURRENT, start=self.position.offset)
+        download: Download | None = self._current(self.position.offset)
         assert download is not None
         generation = download.generation
         if download.status == 416:  # nothing after our offset: the same file, or a new, shorter one
             download = None
-            probe = self.client.open(CURRENT, start=0, end=0)
+            probe = self._current(0, 0)
             probe.close()
             generation = probe.generation
         if self.position.generation is None:
@@ -83,7 +106,7 @@ class LogFollower:
             if download is not None:
                 download.close()
             yield from self._rotated(generation)
-            download = self.client.open(CURRENT, start=self.position.offset)
+            download = self._current(self.position.offset)
             if download.generation != generation:  # rotated again meanwhile, or nothing new: next poll
                 download.close()
                 return

@@ -3,8 +3,15 @@ applies idempotently (and prunes), tail -f follows a rotation, replay and redriv
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +27,7 @@ from correlator_cli.http import ApiClient
 from correlator_cli.main import app
 from correlator_cli.tail import LogFollower
 from correlator_cli.target import LocalSettings, local_target
-from tests.local.conftest import LocalStack, start_stack, stop_stack, wait_for
+from tests.local.conftest import REPO_ROOT, LocalStack, start_stack, stop_stack, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -237,3 +244,45 @@ def test_logs_commands_list_download_delete_and_configure(run: Any, cli_stack: L
     # tail -n prints the last lines of the current log
     run("send", "-t", "tail.me", "-k", "Req_cli_tail")
     wait_for(lambda: '"Req_cli_tail"' in run("logs", "tail", "-n", "50"), 30, "tail -n did not show the event")
+
+
+def test_the_tail_command_follows_until_interrupted(run: Any, cli_stack: LocalStack) -> None:
+    # GIVEN `correlator logs tail -f` running as a process
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "layers" / "core"), str(REPO_ROOT)]),
+        "CORRELATOR_PORT": str(cli_stack.port),
+        "CORRELATOR_MOTO_PORT": str(cli_stack.moto_port),
+    }
+    command = [sys.executable, "-m", "correlator_cli", "--local", "logs", "tail", "-f", "-n", "0", "--interval", "0.2"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines: queue.Queue[bytes] = queue.Queue()
+    stdout = process.stdout
+    assert stdout is not None
+
+    def read() -> None:
+        for line in iter(stdout.readline, b""):
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        # WHEN an event is sent THEN its line shows up in the tail
+        # (once it follows: its first read of the log is itself logged, as a log.get line, and shown)
+        lines.get(timeout=30)
+        started = time.monotonic()
+        run("send", "-t", "tail.followed", "-k", "Req_cli_follow")
+        deadline = time.monotonic() + 30
+        seen = b""
+        while b'"Req_cli_follow"' not in seen:
+            assert time.monotonic() < deadline, f"tail -f did not show the event: {seen[-500:]!r}"
+            with contextlib.suppress(queue.Empty):
+                seen += lines.get(timeout=0.5)
+        # ... and polling every 0.2 s did not fill the log with its own reads (it polls S3, not the API:
+        # through the API every poll would add a log.get line, 5 a second)
+        assert seen.count(b'"log.get"') < max(5, time.monotonic() - started), seen
+    finally:
+        # ... and Ctrl-C stops it cleanly
+        process.send_signal(signal.SIGINT)
+        code = process.wait(15)
+        errors = process.stderr.read().decode() if process.stderr else ""
+        assert code == 0, errors
