@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Metrics, Tracer
@@ -41,6 +42,7 @@ app = APIGatewayRestResolver(enable_validation=True)
 
 
 register_error_handlers(app)
+relay_settings = RelaySettings.from_env(os.environ)
 store = RuleStore(
     aws.client("events"),
     deployment_from_env(os.environ),
@@ -56,11 +58,12 @@ store = RuleStore(
         os.environ["RULE_LEASE_TABLE_NAME"],
         remaining_seconds=lambda: app.lambda_context.get_remaining_time_in_millis() / 1000,
     ),
+    # Relay URLs pass the SSRF guard (resolved now, again at send time).
+    check=partial(check_relay_rule, settings=relay_settings),
 )
 
 
 emitter = bus_emitter(metrics)
-relay_settings = RelaySettings.from_env(os.environ)
 RuleName = Annotated[str, Path(pattern=RULE_NAME_PATTERN, description="The rule's name")]
 
 
@@ -106,7 +109,6 @@ def _with_etag(view: RuleView, etag: str, status_code: int = 200, **headers: str
     },
 )
 def create_rule(rule: Annotated[Rule, Body()]) -> Response[RuleView]:
-    check_relay_rule(rule, relay_settings)  # relay URLs pass the SSRF guard (resolved now, again at send time)
     created, etag = store.create(rule, if_none_match=_header("If-None-Match"))
     logger.info("rule created", rule=rule.name, action=rule.action)
     return _with_etag(created, etag, 201, Location=f"/rules/{rule.name}")
@@ -142,7 +144,6 @@ def replace_rule(name: RuleName, rule: Annotated[Rule, Body()]) -> Response[Rule
         raise ValidationFailedError(
             "the body's name must be the rule's name", [{"field": "name", "message": f"expected {name!r}"}]
         )
-    check_relay_rule(rule, relay_settings)
     replaced, etag = store.replace(rule, if_match=_header("If-Match"))
     logger.info("rule replaced", rule=name)
     return _with_etag(replaced, etag)

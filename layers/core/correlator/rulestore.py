@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,10 @@ class RuleStore:
         scheduler: EventBridgeSchedulerClient | None = None,
         timers: TimerSettings | None = None,
         lease: RuleWriteLease | None = None,
+        check: Callable[[Rule], None] = lambda rule: None,
     ) -> None:
+        """``check`` runs before every write: the deployment's own checks (the relay SSRF guard), 422 on failure."""
+        self._check = check
         self._events = events
         self._lease = lease
         self._deployment = deployment
@@ -118,6 +121,7 @@ class RuleStore:
     def create(self, rule: Rule, *, if_none_match: str | None = None) -> tuple[RuleView, str]:
         """Create ``rule``; ``ConflictError`` if a rule (ours or not) already has that name
         (``PreconditionFailedError`` instead when the caller said ``If-None-Match: *``)."""
+        self._check(rule)
         with self._writing(rule.name):
             if self._exists(rule.name):
                 if if_none_match is not None:
@@ -128,6 +132,7 @@ class RuleStore:
 
     def replace(self, rule: Rule, *, if_match: str | None = None) -> tuple[RuleView, str]:
         """Replace the rule of the same name; 404 if unknown, 409 if read-only, 412 if ``if_match`` fails."""
+        self._check(rule)
         with self._writing(rule.name):
             self._writable(rule.name, if_match)
             previous = self._events.describe_rule(Name=rule.name, EventBusName=self._deployment.bus_name)
