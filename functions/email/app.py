@@ -14,9 +14,7 @@ from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
-from correlator.action import ActionRunner
-from correlator.idempotency import OncePerKey
-from correlator.internal import bus_emitter
+from correlator.bootstrap import action_runner
 from correlator.logs import function_logger
 from functions.email.mail import EmailAction
 from functions.notification.templating import TemplateRenderer
@@ -29,16 +27,14 @@ metrics = Metrics()
 
 
 ses = aws.client("sesv2")
-runner = ActionRunner(
+runner = action_runner(
     EmailAction(
         ses=ses,
         renderer=TemplateRenderer(TEMPLATES_DIR),
         default_sender=os.environ["SENDER_EMAIL"],
     ),
-    emitter=bus_emitter(metrics),
+    logger=logger,
     metrics=metrics,
-    log=logger,
-    once=OncePerKey(os.environ["IDEMPOTENCY_TABLE_NAME"], key_prefix="email"),
 )
 
 

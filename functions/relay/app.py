@@ -17,9 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from correlator import aws
-from correlator.action import ActionRunner
-from correlator.idempotency import OncePerKey
-from correlator.internal import counted_emitter
+from correlator.bootstrap import action_runner
 from correlator.logs import function_logger
 from correlator.publisher import EventPublisher
 from correlator.relay_policy import RelaySettings
@@ -45,16 +43,15 @@ def _events_in(region: str) -> EventBridgeClient:
     return client
 
 
-runner = ActionRunner(
+runner = action_runner(
     RelayAction(
         settings,
         secrets=SecretReader(SecretsProvider(boto3_client=aws.client("secretsmanager")), prefix=settings.secret_prefix),
         events_client_for=_events_in,
     ),
-    emitter=counted_emitter(EventPublisher(events, os.environ["EVENT_BUS_NAME"]), metrics),
+    logger=logger,
     metrics=metrics,
-    log=logger,
-    once=OncePerKey(os.environ["IDEMPOTENCY_TABLE_NAME"], key_prefix="relay"),
+    publisher=EventPublisher(events, os.environ["EVENT_BUS_NAME"]),
 )
 
 

@@ -11,10 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from correlator import aws
-from correlator.action import ActionRunner
+from correlator.bootstrap import action_runner
 from correlator.csvfiles import DataFiles
-from correlator.idempotency import OncePerKey
-from correlator.internal import counted_emitter
 from correlator.logs import function_logger
 from correlator.publisher import EventPublisher
 from functions.script.execution import ScriptAction, ScriptRegistry, load_script_package, parse_function_arns
@@ -33,7 +31,7 @@ registry = ScriptRegistry(load_script_package(SCRIPTS_DIR, f"{__package__}.scrip
 
 publisher = EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"])
 data_bucket = os.environ.get("DATA_BUCKET_NAME")
-runner = ActionRunner(
+runner = action_runner(
     ScriptAction(
         registry,
         publisher=publisher,
@@ -42,10 +40,9 @@ runner = ActionRunner(
         allowed_functions=parse_function_arns(os.environ.get("SCRIPT_FUNCTION_ARNS", "")),
         data=DataFiles(aws.client("s3"), data_bucket) if data_bucket else None,
     ),
-    emitter=counted_emitter(publisher, metrics),
+    logger=logger,
     metrics=metrics,
-    log=logger,
-    once=OncePerKey(os.environ["IDEMPOTENCY_TABLE_NAME"], key_prefix="script"),
+    publisher=publisher,
 )
 
 

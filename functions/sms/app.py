@@ -15,9 +15,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
-from correlator.action import ActionRunner
-from correlator.idempotency import OncePerKey
-from correlator.internal import bus_emitter
+from correlator.bootstrap import action_runner
 from correlator.logs import function_logger
 from functions.notification.templating import TemplateRenderer
 from functions.sms.sms import SmsAction, TwilioSender
@@ -36,12 +34,10 @@ sender = (
     if secret_name
     else None
 )
-runner = ActionRunner(
+runner = action_runner(
     SmsAction(renderer=TemplateRenderer(TEMPLATES_DIR), sender=sender),
-    emitter=bus_emitter(metrics),
+    logger=logger,
     metrics=metrics,
-    log=logger,
-    once=OncePerKey(os.environ["IDEMPOTENCY_TABLE_NAME"], key_prefix="sms"),
 )
 
 

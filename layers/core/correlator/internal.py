@@ -106,6 +106,9 @@ def counted_emitter(publisher: EventPublisher, metrics: MetricsRecorder) -> Inte
     return InternalEventEmitter(publisher, on_failure=count)
 
 
-def bus_emitter(metrics: MetricsRecorder) -> InternalEventEmitter:
-    """The function's emitter: internal events on the stack's bus (``EVENT_BUS_NAME``), failures counted."""
-    return counted_emitter(EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), metrics)
+def bus_emitter(metrics: MetricsRecorder, publisher: EventPublisher | None = None) -> InternalEventEmitter:
+    """The function's emitter: internal events on the stack's bus (``EVENT_BUS_NAME``), failures counted.
+
+    ``publisher``: one the function already has for that bus (its client is reused).
+    """
+    return counted_emitter(publisher or EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"]), metrics)

@@ -1,0 +1,32 @@
+"""A function-invoked action's module scope, once: its runner on the stack's bus and idempotency table.
+
+(Queue actions build a ``QueueRunner`` with ``bus_emitter``: they have no idempotency table, and
+importing Powertools idempotency would only slow their cold start.)
+
+The handler keeps its own Powertools decorators (Logger, Tracer, Metrics, as the handler cookbook
+does) and calls ``runner.handle``; everything the runner needs from the deployment is read here,
+from the environment template.yaml sets: ``EVENT_BUS_NAME`` and ``IDEMPOTENCY_TABLE_NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from correlator.action import Action, ActionLog, ActionRunner
+from correlator.idempotency import OncePerKey
+from correlator.internal import MetricsRecorder, bus_emitter
+from correlator.publisher import EventPublisher
+
+
+def action_runner(
+    action: Action[Any], *, logger: ActionLog, metrics: MetricsRecorder, publisher: EventPublisher | None = None
+) -> ActionRunner:
+    """The runner of a function-invoked action; its idempotency records are prefixed with the action's name."""
+    return ActionRunner(
+        action,
+        emitter=bus_emitter(metrics, publisher),
+        metrics=metrics,
+        log=logger,
+        once=OncePerKey(os.environ["IDEMPOTENCY_TABLE_NAME"], key_prefix=action.spec.name),
+    )
