@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench import append_cost, handler_cost, import_cost, search_cost
+from bench import append_cost, handler_cost, import_cost, local_load, search_cost
 from bench.environment import RECEPTION_APP, RECEPTION_MODULE, apply_lambda_env, load_module
 from bench.stubs import InstantEventBridge
 
@@ -182,6 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     measure_imports(verdicts, args.runs)
     measure_appends(verdicts)
     measure_search(verdicts)
+    events = int(os.environ.get("BENCH_LOCAL_EVENTS", local_load.DEFAULT_EVENTS))
+    if events > 0:  # BENCH_LOCAL_EVENTS=0 skips the local load (a few minutes)
+        print()
+        print(f"6. The local stack under load (python -m local, {events:,} events; BENCH_LOCAL_EVENTS)")
+        verdicts += [Verdict(name, met) for name, met in local_load.report(local_load.measure(events))]
     missed = [verdict.name for verdict in verdicts if not verdict.met]
     print()
     print(

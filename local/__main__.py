@@ -16,7 +16,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import boto3
 from botocore.config import Config
@@ -59,8 +59,9 @@ class Clients(Mapping[str, Any]):
 class Stack:
     """The running pieces: moto's server, the resources, the pollers and the HTTP API."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, handler_log: IO[bytes] | None = None) -> None:
         self.settings = settings
+        self.handler_log = handler_log  # where the handlers' output goes (None: this process's stdout/stderr)
 
     def start(self) -> str:
         """Start everything; return the banner."""
@@ -76,12 +77,14 @@ class Stack:
             account_id=settings.account_id,
         )
         clients = Clients()
-        lock = threading.Lock()
-        functions = {
-            logical_id: LocalFunction(template, logical_id, lock) for logical_id in template.of_type(FUNCTION_TYPE)
+        self.functions = functions = {
+            logical_id: LocalFunction(template, logical_id, settings.concurrency)
+            for logical_id in template.of_type(FUNCTION_TYPE)
         }
         self.delivery = Delivery(clients["sqs"], clients["events"], functions, settings.stack_name)
         inventory = Provisioner(template, clients, self.delivery).provision(functions)
+        for function in functions.values():
+            function.start(self.handler_log)
         for logical_id, kind in inventory.skipped:
             log.debug("not needed locally: %s (%s)", logical_id, kind)
         for logical_id, kind in inventory.not_supported:
@@ -96,12 +99,13 @@ class Stack:
         return banner(settings, inventory, routes, functions, self.delivery)
 
     def stop(self) -> None:
-        for step in ("server", "delivery", "moto"):
+        for step in ("server", "delivery", "functions", "moto"):
             part = getattr(self, step, None)
             if part is None:
                 continue
             try:
-                part.stop()
+                for piece in part.values() if isinstance(part, dict) else [part]:
+                    piece.stop()
             except Exception:
                 log.exception("stopping %s failed", step)
 
@@ -121,7 +125,9 @@ def _configure_logging(verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging of the runner")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging of the runner, handlers' logs on the console"
+    )
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
 
@@ -146,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    stack = Stack(settings)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    handler_log = None if args.verbose else (settings.state_dir / "handlers.log").open("ab")
+    stack = Stack(settings, handler_log)
     try:
         text = stack.start()
     except Exception as error:

@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from local.functions import LocalFunction
 from local.settings import API_KEY_ID, Settings
 from local.template import Template
+from local.workers import InvocationError
 
 log = logging.getLogger("local.api")
 
@@ -332,10 +333,8 @@ class Gateway:
         )
         try:
             return (*http_response(route.function.invoke(event)), route.function.logical_id)
-        except BadGatewayError as error:
+        except (BadGatewayError, InvocationError) as error:
             log.error("%s: %s", route.function.logical_id, error)
-        except Exception:
-            log.exception("%s raised", route.function.logical_id)
         return (*_message(502, "Internal server error"), f"{route.function.logical_id} failed")
 
 

@@ -22,10 +22,13 @@ from typing import Any
 
 from local import moto_compat
 from local.functions import LocalFunction, SqsEvent
+from local.workers import InvocationError
 
 log = logging.getLogger("local.delivery")
 
-RECEIVE_WAIT_SECONDS = 1
+# An idle poller waits in one long poll (moto answers as soon as a message arrives); stopping does not wait for it.
+RECEIVE_WAIT_SECONDS = 20
+BATCH_WAIT_SECONDS = 1
 ASYNC_MAX_RECEIVES = 3  # Lambda retries a failed asynchronous invocation twice
 MAX_QUEUE_NAME = 80
 
@@ -94,33 +97,57 @@ def failed_message_ids(response: Any, message_ids: list[str], report_failures: b
 class Poller(threading.Thread):
     """A thread that long-polls one queue until ``stop`` is set."""
 
-    def __init__(self, sqs: Any, queue_url: str, queue_arn: str, function: LocalFunction, stop: threading.Event):
-        super().__init__(name=f"poll-{queue_name_of(queue_arn)}", daemon=True)
+    def __init__(
+        self, sqs: Any, queue_url: str, queue_arn: str, function: LocalFunction, stop: threading.Event, index: int = 0
+    ):
+        super().__init__(name=f"poll-{queue_name_of(queue_arn)}-{index}", daemon=True)
         self.sqs = sqs
         self.queue_url = queue_url
         self.queue_arn = queue_arn
         self.queue_name = queue_name_of(queue_arn)
         self.function = function
         self.stop = stop
+        self._holding = False  # holding received messages: stopping waits for this poller
+
+    @property
+    def busy(self) -> bool:
+        return self._holding
 
     def run(self) -> None:
         while not self.stop.is_set():
             try:
                 self.poll()
             except Exception:
+                if self.stop.is_set():
+                    return
                 log.exception("polling %s failed; retrying in 1 s", self.queue_name)
                 self.stop.wait(1)
+            finally:
+                self._holding = False
 
-    def receive(self, count: int) -> list[dict[str, Any]]:
+    def receive(self, count: int, wait: int = RECEIVE_WAIT_SECONDS) -> list[dict[str, Any]]:
         response = self.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=max(1, min(10, count)),
-            WaitTimeSeconds=RECEIVE_WAIT_SECONDS,
+            WaitTimeSeconds=wait,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
         messages: list[dict[str, Any]] = response.get("Messages", [])
+        if messages:
+            self._holding = True
+            if self.stop.is_set():  # received while stopping: hand them back at once for the next start
+                self.release(messages)
+                return []
         return messages
+
+    def release(self, messages: Iterable[Mapping[str, Any]]) -> None:
+        entries = [
+            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+            for index, message in enumerate(messages)
+        ]
+        for start in range(0, len(entries), 10):
+            self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries[start : start + 10])
 
     def delete(self, messages: Iterable[Mapping[str, Any]]) -> None:
         entries = [
@@ -139,9 +166,11 @@ class AsyncInvokePoller(Poller):
     """Invokes the function once per message, as an asynchronous (EventBridge) invocation."""
 
     def poll(self) -> None:
-        for message in self.receive(10):
+        messages = self.receive(1)
+        for index, message in enumerate(messages):
             if self.stop.is_set():
-                return  # left on the queue: visible again after its timeout
+                self.release(messages[index:])
+                return
             self.deliver(message)
 
     def deliver(self, message: Mapping[str, Any]) -> None:
@@ -155,13 +184,14 @@ class AsyncInvokePoller(Poller):
         started = time.monotonic()
         try:
             self.function.invoke(event)
-        except Exception:
+        except InvocationError as error:
             last = attempt.isdigit() and int(attempt) >= ASYNC_MAX_RECEIVES
-            log.exception(
-                "%s -> %s: %s FAILED (attempt %s of %d); %s",
+            log.error(
+                "%s -> %s: %s FAILED (%s; attempt %s of %d); %s",
                 self.queue_name,
                 self.function.logical_id,
                 label,
+                error,
                 attempt,
                 ASYNC_MAX_RECEIVES,
                 "giving up: it goes to the dead-letter queue" if last else "retried after the function's timeout",
@@ -173,33 +203,74 @@ class AsyncInvokePoller(Poller):
 
 
 class EventSourceMappingPoller(Poller):
-    """An SQS event source mapping: batches of records, partial batch failures honoured."""
+    """An SQS event source mapping: one thread gathers batches, up to ``concurrency`` invocations run at once.
+
+    Partial batch failures are honoured (ReportBatchItemFailures). A slot is taken before a batch is
+    gathered, so no received message waits for a free invocation while its visibility timeout runs.
+    """
 
     def __init__(self, sqs: Any, queue_url: str, mapping: SqsEvent, function: LocalFunction, stop: threading.Event):
         super().__init__(sqs, queue_url, mapping.queue_arn, function, stop)
         self.mapping = mapping
+        self.concurrency = max(1, min(mapping.maximum_concurrency or function.concurrency, function.concurrency))
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._running = 0
+        self._running_lock = threading.Lock()
+
+    @property
+    def busy(self) -> bool:
+        return self._holding or self._running > 0
 
     def poll(self) -> None:
+        if not self._slots.acquire(timeout=1):
+            return
+        try:
+            batch = self.gather()
+        except BaseException:
+            self._slots.release()
+            raise
+        if not batch:
+            self._slots.release()
+            return
+        with self._running_lock:
+            self._running += 1
+        self._holding = False
+        threading.Thread(target=self.run_batch, args=(batch,), name=f"{self.name}-invoke", daemon=True).start()
+
+    def gather(self) -> list[dict[str, Any]]:
         size = max(1, self.mapping.batch_size)
         batch = self.receive(size)
         if not batch:
-            return
+            return []
         deadline = time.monotonic() + self.mapping.batching_window
         while len(batch) < size and time.monotonic() < deadline and not self.stop.is_set():
-            batch += self.receive(size - len(batch))
+            batch += self.receive(size - len(batch), BATCH_WAIT_SECONDS)
         # A message whose visibility timeout ran out during the window comes again: keep its latest receipt.
-        batch = list({message["MessageId"]: message for message in batch}.values())
+        return list({message["MessageId"]: message for message in batch}.values())
+
+    def run_batch(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            self.invoke(batch)
+        except Exception:
+            log.exception("%s -> %s: delivery failed", self.queue_name, self.function.logical_id)
+        finally:
+            with self._running_lock:
+                self._running -= 1
+            self._slots.release()
+
+    def invoke(self, batch: list[dict[str, Any]]) -> None:
         region = self.queue_arn.split(":")[3]
         event = {"Records": [sqs_record(message, self.queue_arn, region) for message in batch]}
         started = time.monotonic()
         try:
             response = self.function.invoke(event)
-        except Exception:
-            log.exception(
-                "%s -> %s: %d records FAILED; left on the queue for redelivery",
+        except InvocationError as error:
+            log.error(
+                "%s -> %s: %d records FAILED (%s); left on the queue for redelivery",
                 self.queue_name,
                 self.function.logical_id,
                 len(batch),
+                error,
             )
             return
         ids = [message["MessageId"] for message in batch]
@@ -257,7 +328,8 @@ class Delivery:
             )["QueueUrl"]
             arn = self._arn_of(url)
             self._function_queues[function.logical_id] = arn
-            self._add(AsyncInvokePoller(self.sqs, url, arn, function, self.stop_event))
+            for index in range(max(1, function.concurrency)):
+                self._add(AsyncInvokePoller(self.sqs, url, arn, function, self.stop_event, index))
             return arn
 
     def _dead_letter_arn(self, function: LocalFunction, default_name: str) -> str:
@@ -298,14 +370,13 @@ class Delivery:
             for poller in self.pollers:
                 poller.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        moto_compat.route_lambda_targets(None)
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop receiving; let the deliveries under way finish (up to ``timeout``); received messages go back."""
         self.stop_event.set()
         deadline = time.monotonic() + timeout
-        threads = list(self.pollers)
-        for thread in threads:
-            if thread.is_alive():
-                thread.join(max(0.0, deadline - time.monotonic()))
-        stuck = [thread.name for thread in threads if thread.is_alive()]
+        while time.monotonic() < deadline and any(poller.busy for poller in self.pollers):
+            time.sleep(0.05)
+        moto_compat.route_lambda_targets(None)
+        stuck = sorted({poller.queue_name for poller in self.pollers if poller.busy})
         if stuck:
-            log.warning("still busy at shutdown: %s", ", ".join(stuck))
+            log.warning("deliveries still running at shutdown (retried after restart): %s", ", ".join(stuck))

@@ -1,4 +1,4 @@
-"""The template's functions, run in this process: their names, triggers, environment and handlers.
+"""The template's functions: their names, triggers, environment and handlers.
 
 Local function names are ``<stack>-<LogicalId>`` (or the template's ``FunctionName``), so ARNs are
 ``arn:aws:lambda:<region>:<account>:function:<stack>-<LogicalId>``; ``!Ref`` and ``!GetAtt .Arn`` of
@@ -8,20 +8,13 @@ variable set from ``!GetAtt Fn.Arn`` in the template, exactly as in AWS).
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 from local.template import Template, TemplateError, as_text
+from local.workers import DEFAULT_CONCURRENCY, InvocationError, WorkerPool, WorkerSpec
 
 FUNCTION_TYPE = "AWS::Serverless::Function"
 DEFAULT_TIMEOUT = 3
@@ -50,6 +43,7 @@ class SqsEvent:
     batching_window: float
     report_failures: bool
     enabled: bool
+    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,73 +62,26 @@ class Triggers:
     unsupported: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class LambdaContext:
-    """What the Lambda runtime passes as ``context``."""
-
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    aws_request_id: str
-    log_group_name: str
-    log_stream_name: str
-    deadline: float
-    function_version: str = "$LATEST"
-    identity: Any = None
-    client_context: Any = None
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
-
-
-@contextmanager
-def environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """Set ``variables`` in ``os.environ``, restoring the previous values on exit."""
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextmanager
-def code_path(directory: Path) -> Iterator[None]:
-    """Make modules beside the handler importable by their top-level name, as in Lambda's task root."""
-    entry = str(directory)
-    added = entry not in sys.path
-    if added:
-        sys.path.insert(0, entry)
-    try:
-        yield
-    finally:
-        if added and entry in sys.path:
-            sys.path.remove(entry)
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 class LocalFunction:
-    """One ``AWS::Serverless::Function`` of the template, invoked in-process.
+    """One ``AWS::Serverless::Function`` of the template, invoked in its own worker processes (local.workers)."""
 
-    Invocations of every function share ``lock``: a function's environment variables are set in
-    the process-wide ``os.environ`` while its module is imported and while it runs.
-    """
-
-    def __init__(self, template: Template, logical_id: str, lock: threading.Lock) -> None:
+    def __init__(self, template: Template, logical_id: str, default_concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.template = template
         self.logical_id = logical_id
-        self.lock = lock
         name = template.resolved_property(logical_id, "FunctionName")
         self.name = as_text(name) if name else f"{template.stack_name}-{logical_id}"[:64]
         self.arn = f"arn:aws:lambda:{template.region}:{template.account_id}:function:{self.name}"
         self.timeout = int(template.resolved_property(logical_id, "Timeout", DEFAULT_TIMEOUT))
         self.memory = int(template.resolved_property(logical_id, "MemorySize", DEFAULT_MEMORY))
+        reserved = template.resolved_property(logical_id, "ReservedConcurrentExecutions")
+        self.concurrency = default_concurrency if reserved is None else int(reserved)
         self.variables: dict[str, str] = {}
         self.triggers = Triggers()
-        self._handler: Callable[[Any, Any], Any] | None = None
+        self.pool: WorkerPool | None = None
 
     @property
     def attributes(self) -> dict[str, Any]:
@@ -204,6 +151,9 @@ class LocalFunction:
                         batching_window=window,
                         report_failures="ReportBatchItemFailures" in (properties.get("FunctionResponseTypes") or []),
                         enabled=bool(properties.get("Enabled", True)),
+                        maximum_concurrency=_optional_int(
+                            (properties.get("ScalingConfig") or {}).get("MaximumConcurrency")
+                        ),
                     )
                 )
             elif kind in RULE_EVENT_TYPES:
@@ -212,39 +162,30 @@ class LocalFunction:
                 triggers.unsupported.append(f"{name} ({kind})")
         return triggers
 
-    def invoke(self, event: Any) -> Any:
-        """Run the handler with ``event`` (importing it first if needed); return what it returns."""
-        with self.lock, environment(self.variables), code_path(self.code_dir):
-            handler = self._handler or self._load()
-            # As in Lambda, the timeout counts from the invocation, not from the module's import.
-            context = LambdaContext(
-                function_name=self.name,
-                invoked_function_arn=self.arn,
-                memory_limit_in_mb=self.memory,
-                aws_request_id=str(uuid.uuid4()),
-                log_group_name=self.variables.get("AWS_LAMBDA_LOG_GROUP_NAME", ""),
-                log_stream_name=f"local/{self.name}",
-                deadline=time.monotonic() + self.timeout,
-            )
-            return handler(event, context)
+    def start(self, log: IO[bytes] | None) -> None:
+        """Make the function invocable: a pool of warm workers up to its concurrency."""
+        spec = WorkerSpec(
+            logical_id=self.logical_id,
+            name=self.name,
+            arn=self.arn,
+            memory=self.memory,
+            timeout=self.timeout,
+            module_file=str(self.module_file),
+            handler_name=self.handler_name,
+            code_dir=str(self.code_dir),
+            variables=self.variables,
+        )
+        self.pool = WorkerPool(spec, self.concurrency, log)
 
-    def _load(self) -> Callable[[Any, Any], Any]:
-        module_name = f"_correlator_local_{self.logical_id}_{self.module_file.stem}"
-        spec = importlib.util.spec_from_file_location(module_name, self.module_file)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {self.module_file}")
-        module: ModuleType = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[module_name]
-            raise
-        handler = getattr(module, self.handler_name, None)
-        if not callable(handler):
-            raise AttributeError(f"{self.module_file} has no function {self.handler_name}")
-        self._handler = handler
-        return self._handler
+    def invoke(self, event: Any) -> Any:
+        """Run the handler with ``event`` in a worker; raise InvocationError as Lambda reports a failure."""
+        if self.pool is None:
+            raise InvocationError("ResourceNotReadyException", f"{self.logical_id} is not started")
+        return self.pool.invoke(event, str(uuid.uuid4()))
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
 
     def describe(self) -> str:
         """``functions/reception/app.lambda_handler`` (relative to the template)."""

@@ -29,6 +29,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from local import moto_throughput
+
 _applied = False
 _lambda_router: Callable[[str], str | None] | None = None
 
@@ -65,6 +67,7 @@ def apply() -> None:
         return original(self, request, body, bucket_name, query, key_name)
 
     S3Response._key_response_post = key_response_post  # type: ignore[method-assign]
+    moto_throughput.apply()  # standard queues cost O(1) per message (see local.moto_throughput)
     _patch_test_event_pattern()
     _patch_rule_delivery()
     _patch_replay()

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local.template import DEFAULT_ACCOUNT_ID, DEFAULT_STACK_NAME
+from local.workers import DEFAULT_CONCURRENCY
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE_DIR = REPO_ROOT / ".local-state"  # git-ignored
 # What API Gateway would put in the request context for the local keys.
 API_KEY_ID = "local-dev-key-id"
 ADMIN_USER = "local-admin"
@@ -39,6 +41,8 @@ class Settings:
     region: str
     account_id: str = DEFAULT_ACCOUNT_ID
     host: str = HOST
+    state_dir: Path = DEFAULT_STATE_DIR
+    concurrency: int = DEFAULT_CONCURRENCY
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -53,6 +57,8 @@ class Settings:
             template=template.resolve(),
             stack_name=environ.get("CORRELATOR_STACK_NAME") or DEFAULT_STACK_NAME,
             region=environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            state_dir=Path(environ.get("CORRELATOR_STATE_DIR") or DEFAULT_STATE_DIR).resolve(),
+            concurrency=_positive(environ, "CORRELATOR_CONCURRENCY", DEFAULT_CONCURRENCY),
         )
         if settings.port == settings.moto_port:
             raise SettingsError("CORRELATOR_PORT and CORRELATOR_MOTO_PORT must differ")
@@ -82,9 +88,20 @@ def _port(environ: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
 def check_free(host: str, port: int, name: str) -> None:
     """Fail clearly when ``port`` is taken (moto's server would otherwise hang on start)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers themselves bind: a port whose old connections sit in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,6 +23,7 @@ from local.api import (
 from local.functions import LocalFunction
 from local.settings import Settings
 from local.template import Template, load_yaml
+from local.workers import InvocationError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SETTINGS = Settings(
@@ -144,7 +144,7 @@ Resources:
 def test_routes_take_their_auth_from_the_event_and_its_api() -> None:
     # GIVEN an Api with DefaultAuthorizer AWS_IAM and events that override it or not
     template = Template(load_yaml(AUTH_TEMPLATE), root=FIXTURES, environ={})
-    function = LocalFunction(template, "Fn", threading.Lock())
+    function = LocalFunction(template, "Fn")
     template.attributes.update({"Fn": function.attributes, "Api": {"Ref": "abc123"}})
     function.prepare()
 
@@ -281,7 +281,7 @@ def test_a_malformed_proxy_result_is_a_bad_gateway(result: Any) -> None:
         (StubFunction(), "POST", "/events", [], 403, "Forbidden"),
         (StubFunction(), "POST", "/events", [("x-api-key", "admin-key")], 403, "Forbidden"),
         (
-            StubFunction(RuntimeError("boom")),
+            StubFunction(InvocationError("Sandbox.Timedout", "Task timed out after 3.00 seconds")),
             "POST",
             "/events",
             [("x-api-key", "dev-key")],

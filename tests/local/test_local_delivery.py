@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import pytest
 
 from local import moto_compat
 from local.delivery import Delivery, describe_event, failed_message_ids, sqs_record
-from local.functions import LocalFunction, environment
+from local.functions import LocalFunction
 from local.template import Template, load_yaml
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -57,7 +56,7 @@ class FakeEvents:
 def function() -> LocalFunction:
     template = Template(load_yaml(TEMPLATE), root=FIXTURES, environ={})
     template.attributes["Sink"] = {"Ref": "http://sqs/sink"}
-    local = LocalFunction(template, "Fn", threading.Lock())
+    local = LocalFunction(template, "Fn")
     template.attributes["Fn"] = local.attributes
     local.prepare()
     return local
@@ -76,21 +75,6 @@ def test_a_function_gets_its_name_arn_and_resolved_environment(function: LocalFu
     assert function.describe() == "echo/handler.handle"
 
 
-def test_the_environment_is_set_while_inside_and_restored_after(monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN one variable set and one unset
-    monkeypatch.setenv("LOCAL_TEST_SET", "before")
-    monkeypatch.delenv("LOCAL_TEST_UNSET", raising=False)
-
-    # WHEN a function environment is applied
-    with environment({"LOCAL_TEST_SET": "inside", "LOCAL_TEST_UNSET": "inside"}):
-        inside = (os.environ["LOCAL_TEST_SET"], os.environ["LOCAL_TEST_UNSET"])
-
-    # THEN it holds inside and the previous state comes back after
-    assert inside == ("inside", "inside")
-    assert os.environ["LOCAL_TEST_SET"] == "before"
-    assert "LOCAL_TEST_UNSET" not in os.environ
-
-
 def test_each_function_gets_a_queue_and_its_arns_route_there(function: LocalFunction) -> None:
     # GIVEN the delivery of a stack with one function
     sqs = FakeSqs()
@@ -107,7 +91,9 @@ def test_each_function_gets_a_queue_and_its_arns_route_there(function: LocalFunc
         assert [queue["QueueName"] for queue in sqs.created] == ["correlator-local-Fn-dlq", "correlator-local-Fn"]
         assert sqs.created[1]["Attributes"]["VisibilityTimeout"] == "4"
         assert '"maxReceiveCount": 3' in sqs.created[1]["Attributes"]["RedrivePolicy"]
-        assert [poller.queue_name for poller in delivery.pollers] == ["correlator-local-Fn"]
+        # AND the queue has one poller per concurrent execution of the function
+        assert {poller.queue_name for poller in delivery.pollers} == {"correlator-local-Fn"}
+        assert len(delivery.pollers) == function.concurrency
         assert moto_compat._lambda_router == delivery.route
     finally:
         delivery.stop()

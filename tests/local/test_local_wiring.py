@@ -202,7 +202,7 @@ def test_an_sqs_mapping_delivers_batches_and_keeps_reported_failures(wiring_stac
     # AND only the reported failure is redelivered, until the queue's redrive moves it to its DLQ
     dead = wait_for(
         lambda: [m for m in queue_messages(wiring_stack, f"{STACK}-WorkDeadLetterQueue") if marker in m["Body"]],
-        8,
+        20,
         "the failing record did not reach the work queue's DLQ",
     )
     assert [json.loads(m["Body"])["number"] for m in dead] == [1]

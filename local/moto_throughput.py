@@ -1,0 +1,252 @@
+"""moto 5.2 made to cost the same per event however long it runs: SQS queues and rule input transformers.
+
+**SQS.** moto keeps a queue's messages in a list: every ReceiveMessage rebuilds the list of visible
+messages, every DeleteMessage scans it twice, and two receivers can take the same message (the
+check and the mark are separate steps outside any lock). Under load the local stack's cost per
+event grew with the queue's depth. ``apply`` replaces, for standard (non-FIFO) queues only:
+
+* the message list by ``MessageStore``: a dict by message id (insertion order kept, so iteration
+  and counts still work for the rest of moto), a FIFO of messages ready to receive, a heap of
+  messages waiting for their visibility timeout or delay, and a map of receipt handles;
+* ``receive_message``: takes ready messages under the queue's lock (no duplicate receives), moves
+  a message to the dead-letter queue after ``maxReceiveCount`` as moto and SQS do, and long-polls
+  on the queue's condition until a message arrives or one becomes visible again;
+* ``delete_message`` and ``change_message_visibility``: a lookup of the receipt handle;
+* the ``ApproximateNumberOfMessages*`` counts, which moto recomputes over every message on every
+  SendMessage (it reads all the queue's attributes to find ``ContentBasedDeduplication``): counted
+  at most once per ``COUNT_SECONDS``. SQS documents them as approximate and eventually consistent.
+
+FIFO queues keep moto's code (message groups, deduplication). The behaviour is SQS's; only the
+costs change. (Worth proposing upstream: moto's own TODO on ``Queue.messages`` says as much.)
+
+**Input transformers.** moto parses every ``InputPathsMap`` JSONPath with jsonpath-ng for every
+event it delivers, and jsonpath-ng builds a PLY lexer per parse (~10 ms each): a rule with an
+InputTransformer cost tens of milliseconds per event. Parsed paths are cached (they are immutable).
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import importlib
+from collections import deque
+from collections.abc import Iterable, Iterator
+from copy import deepcopy
+from typing import Any
+
+COUNT_SECONDS = 1.0
+
+
+class MessageStore:
+    """A standard queue's messages, indexed for receive and delete (see the module's doc)."""
+
+    def __init__(self, messages: Iterable[Any] = ()) -> None:
+        self._by_id: dict[str, Any] = {}
+        self._ready: deque[Any] = deque()
+        self._waiting: list[tuple[float, int, Any]] = []
+        self._sequence = 0
+        self.handles: dict[str, Any] = {}
+        self._counts: tuple[float, int, int, int] = (float("-inf"), 0, 0, 0)  # when, visible, delayed, in flight
+        for message in messages:
+            self.append(message)
+            for handle in message.all_receipt_handles:
+                if handle:
+                    self.handles[handle] = message
+
+    # -- what moto's own code uses of the list ---------------------------------------------
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._by_id.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, message: object) -> bool:
+        return getattr(message, "id", None) in self._by_id
+
+    def append(self, message: Any) -> None:
+        self._by_id[message.id] = message
+        self.schedule(message)
+
+    def remove(self, message: Any) -> None:
+        self._by_id.pop(message.id, None)
+        for handle in message.all_receipt_handles:
+            self.handles.pop(handle, None)
+
+    # -- the index -------------------------------------------------------------------------
+    def schedule(self, message: Any, now: float | None = None) -> None:
+        """File ``message`` as ready, or as waiting until it is visible and no longer delayed."""
+        due = max(message.visible_at, message.delayed_until)
+        if now is None or due > now:
+            self._sequence += 1
+            heapq.heappush(self._waiting, (due, self._sequence, message))
+        else:
+            self._ready.append(message)
+
+    @property
+    def has_ready(self) -> bool:
+        return bool(self._ready)
+
+    def next_due(self) -> float | None:
+        """When (unix ms) the next waiting message is due, if any."""
+        return self._waiting[0][0] if self._waiting else None
+
+    def take(self, count: int, now: float) -> Iterator[Any]:
+        """Yield up to ``count`` messages that are live, visible and not delayed at ``now`` (unix ms)."""
+        while self._waiting and self._waiting[0][0] <= now:
+            waiting: Any = heapq.heappop(self._waiting)[2]
+            if self.live(waiting):
+                self.schedule(waiting, now)
+        taken: set[str] = set()
+        while len(taken) < count and self._ready:
+            message: Any = self._ready.popleft()
+            if message.id in taken or not self.live(message):
+                continue  # deleted (or moved to the dead-letter queue), or filed twice
+            if max(message.visible_at, message.delayed_until) > now:
+                self.schedule(message, now)  # received or delayed meanwhile
+                continue
+            taken.add(message.id)
+            yield message
+
+    def live(self, message: Any) -> bool:
+        """Whether ``message`` is still in the queue (not deleted, not moved to the dead-letter queue)."""
+        return bool(self._by_id.get(message.id) is message)
+
+    def counts(self, now: float) -> tuple[int, int, int]:
+        """(visible, delayed, in flight) at most ``COUNT_SECONDS`` old; ``now`` in unix ms."""
+        if now - self._counts[0] >= COUNT_SECONDS * 1000:
+            messages = list(self._by_id.values())
+            delayed = sum(1 for message in messages if message.delayed_until > now)
+            in_flight = sum(1 for message in messages if message.visible_at >= now)
+            visible = sum(1 for message in messages if message.visible_at < now and message.delayed_until <= now)
+            self._counts = (now, visible, delayed, in_flight)
+        return self._counts[1:]
+
+    def received(self, message: Any) -> None:
+        """Record ``message``'s new receipt handle and wait for its visibility timeout."""
+        self.handles[message.receipt_handle] = message
+        self._sequence += 1
+        heapq.heappush(self._waiting, (message.visible_at, self._sequence, message))
+
+
+def _store(queue: Any) -> MessageStore | None:
+    """The queue's MessageStore (made from moto's list on first use); None for FIFO queues."""
+    if queue.fifo_queue:
+        return None
+    if not isinstance(queue._messages, MessageStore):
+        with queue._messages_lock:
+            if not isinstance(queue._messages, MessageStore):
+                queue._messages = MessageStore(queue._messages)
+    store: MessageStore = queue._messages
+    return store
+
+
+def apply() -> None:
+    """Patch moto in this process (call once)."""
+    _cache_json_paths()
+    _index_standard_queues()
+
+
+def _cache_json_paths() -> None:
+    extensions: Any = importlib.import_module("jsonpath_ng.ext")  # what moto's EventTemplateParser imports per call
+    extensions.parse = functools.lru_cache(maxsize=1024)(extensions.parse)
+
+
+def _index_standard_queues() -> None:
+    from moto.core.utils import unix_time, unix_time_millis
+    from moto.sqs import models
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+
+    backend_class, queue_class = models.SQSBackend, models.Queue
+    original_receive = backend_class.receive_message
+    original_delete = queue_class.delete_message
+    original_visibility = backend_class.change_message_visibility
+
+    @functools.wraps(original_receive)
+    def receive_message(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> list[Any]:
+        queue = self.get_queue(queue_name)
+        store = _store(queue)
+        if store is None:
+            return original_receive(
+                self, queue_name, count, wait_seconds_timeout, visibility_timeout, message_attribute_names
+            )
+        deadline = unix_time() + (wait_seconds_timeout or 0)
+        retention = int(queue.message_retention_period) * 1000
+        max_receives = (queue.redrive_policy or {}).get("maxReceiveCount") if queue.dead_letter_queue else None
+        result: list[Any] = []
+        with queue._messages_lock:
+            while True:
+                now = unix_time_millis()
+                progressed = False
+                for message in store.take(count - len(result), now):
+                    progressed = True
+                    if max_receives is not None and message.approximate_receive_count >= int(max_receives):
+                        store.remove(message)
+                        queue.dead_letter_queue.add_message(message)
+                        continue
+                    if message.sent_timestamp + retention <= now:
+                        store.remove(message)  # past MessageRetentionPeriod
+                        continue
+                    message.mark_received(visibility_timeout=visibility_timeout)
+                    store.received(message)
+                    copy = deepcopy(message)
+                    models._filter_message_attributes(copy, message_attribute_names or [])
+                    result.append(copy)
+                remaining = deadline - unix_time()
+                if len(result) >= count or (result and not store.has_ready) or remaining <= 0:
+                    return result
+                if progressed:
+                    continue
+                due = store.next_due()
+                wait = remaining if due is None else min(remaining, max(0.001, (due - now) / 1000))
+                queue._messages_lock.wait(wait)
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        store = _store(self)
+        if store is None:
+            return original_delete(self, receipt_handle)
+        with self._messages_lock:
+            if receipt_handle in self.deleted_messages:
+                return None  # deleting twice is fine, as in SQS
+            message = store.handles.get(receipt_handle)
+            if message is None:
+                raise ReceiptHandleIsInvalid()
+            store.remove(message)
+            self.pending_messages.discard(message)
+            self.deleted_messages.update(message.all_receipt_handles)
+        return None
+
+    def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:
+        queue = self.get_queue(queue_name)
+        store = _store(queue)
+        if store is None:
+            return original_visibility(self, queue_name, receipt_handle, visibility_timeout)
+        with queue._messages_lock:
+            message = store.handles.get(receipt_handle)
+            if message is None or message not in store:
+                raise ReceiptHandleIsInvalid()
+            # moto's checks (the 12-hour limit), then the new due time is filed
+            original_visibility(self, queue_name, receipt_handle, visibility_timeout)
+            store.schedule(message, unix_time_millis())
+            queue._messages_lock.notify_all()
+        return None
+
+    def counted(index: int, original: Any) -> property:
+        def count(self: Any) -> int:
+            store = _store(self)
+            return original.fget(self) if store is None else store.counts(unix_time_millis())[index]
+
+        return property(count)
+
+    counts = ("approximate_number_of_messages", "approximate_number_of_messages_delayed")
+    for index, name in enumerate((*counts, "approximate_number_of_messages_not_visible")):
+        setattr(queue_class, name, counted(index, getattr(queue_class, name)))
+    backend_class.receive_message = receive_message  # type: ignore[method-assign]
+    queue_class.delete_message = delete_message  # type: ignore[method-assign]
+    backend_class.change_message_visibility = change_message_visibility  # type: ignore[method-assign]

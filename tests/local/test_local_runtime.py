@@ -1,0 +1,83 @@
+"""Functions run like Lambda execution environments on the running local stack (the wiring fixture).
+
+The echo function (Timeout 1 s) reports each invocation, with its process id and start/finish
+times, to the sink queue; ``?sleep=S`` makes an invocation last S seconds, ``?crash=1`` kills the
+runtime mid-invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.local.conftest import LocalStack, Response, wait_for
+
+pytestmark = pytest.mark.slow
+
+STACK = "correlator"
+
+
+def sink_reports(stack: LocalStack, marker: str) -> list[dict[str, Any]]:
+    """The sink's reports of API invocations carrying ``marker`` in their path (others are left)."""
+    sqs = stack.client("sqs")
+    url = sqs.get_queue_url(QueueName=f"{STACK}-SinkQueue")["QueueUrl"]
+    found = []
+    for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", []):
+        report = json.loads(message["Body"])
+        if marker in json.dumps(report["event"].get("path", "")):
+            found.append(report)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def test_two_slow_invocations_of_one_function_overlap(wiring_stack: LocalStack) -> None:
+    # GIVEN two requests to a route whose invocation takes 0.6 s (the function's timeout is 1 s)
+    marker = uuid.uuid4().hex
+    responses: list[Response] = []
+
+    def call(index: int) -> None:
+        responses.append(wiring_stack.request("GET", f"/echo/{marker}-{index}?sleep=0.6"))
+
+    # WHEN they are sent at the same time
+    threads = [threading.Thread(target=call, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # THEN both succeed, in two execution environments whose invocations overlapped in time
+    assert [response.status for response in responses] == [201, 201]
+    reports: list[dict[str, Any]] = []
+    wait_for(lambda: reports.extend(sink_reports(wiring_stack, marker)) or len(reports) >= 2, 10, "no reports")
+    first, second = sorted(reports, key=lambda report: report["started"])
+    assert first["pid"] != second["pid"]
+    assert second["started"] < first["finished"]
+
+
+def test_a_crashing_handler_gets_a_502_and_the_stack_keeps_serving(wiring_stack: LocalStack) -> None:
+    # GIVEN a request whose invocation kills the runtime
+    # WHEN it is sent
+    crashed = wiring_stack.request("GET", "/echo/crash?crash=1")
+
+    # THEN API Gateway's 502 comes back, and the same route then works in a fresh environment
+    assert (crashed.status, crashed.json()) == (502, {"message": "Internal server error"})
+    after = wiring_stack.request("GET", "/echo/after-crash")
+    assert after.status == 201
+    assert wiring_stack.process.poll() is None
+
+
+def test_a_handler_past_its_timeout_is_stopped_with_a_502(wiring_stack: LocalStack) -> None:
+    # GIVEN a request whose invocation would take 5 s, with the function's timeout at 1 s
+    marker = uuid.uuid4().hex
+
+    # WHEN it is sent
+    response = wiring_stack.request("GET", f"/echo/{marker}?sleep=5")
+
+    # THEN the invocation is stopped (no report ever comes from it) and API Gateway answers 502
+    assert (response.status, response.json()) == (502, {"message": "Internal server error"})
+    assert wiring_stack.request("GET", "/echo/after-timeout").status == 201
+    assert sink_reports(wiring_stack, marker) == []

@@ -1,0 +1,131 @@
+"""local.moto_throughput: moto's standard queues with indexed receive/delete keep SQS's behaviour (in-process moto)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from local.moto_throughput import COUNT_SECONDS
+
+
+@pytest.fixture
+def sqs() -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("sqs", region_name="us-east-1")
+
+
+def receive(sqs: Any, url: str, count: int = 10, visibility: int | None = None) -> list[dict[str, Any]]:
+    kwargs: dict[str, Any] = {"QueueUrl": url, "MaxNumberOfMessages": count, "AttributeNames": ["All"]}
+    if visibility is not None:
+        kwargs["VisibilityTimeout"] = visibility
+    return list(sqs.receive_message(**kwargs).get("Messages", []))
+
+
+def test_messages_come_out_in_order_once_until_deleted_or_made_visible(sqs: Any) -> None:
+    # GIVEN a standard queue with 15 messages
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    for number in range(15):
+        sqs.send_message(QueueUrl=url, MessageBody=str(number))
+
+    # WHEN they are received in pages of 10 (visibility 30 s)
+    first, second, third = receive(sqs, url), receive(sqs, url), receive(sqs, url)
+
+    # THEN each comes once, oldest first, and nothing more while they are in flight
+    assert [m["Body"] for m in first + second] == [str(n) for n in range(15)]
+    assert third == []
+    time.sleep(COUNT_SECONDS + 0.05)  # the counts are approximate: at most COUNT_SECONDS old, as SQS's lag
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == (
+        "0",
+        "15",
+    )
+
+    # AND a deleted message is gone, deleting it again is fine, a made-up handle is refused
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])
+    with pytest.raises(ClientError, match="ReceiptHandleIsInvalid"):
+        sqs.delete_message(QueueUrl=url, ReceiptHandle="made-up")
+
+    # AND a message made visible again comes back at once, with its receive count up
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=first[1]["ReceiptHandle"], VisibilityTimeout=0)
+    [again] = receive(sqs, url)
+    assert (again["Body"], again["Attributes"]["ApproximateReceiveCount"]) == ("1", "2")
+
+
+def test_a_message_received_too_often_moves_to_the_dead_letter_queue(sqs: Any) -> None:
+    # GIVEN a queue whose redrive policy allows 2 receives
+    dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
+    url = sqs.create_queue(QueueName="q", Attributes={"RedrivePolicy": policy})["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="poison")
+
+    # WHEN it is received twice without being deleted
+    for _ in range(2):
+        assert [m["Body"] for m in receive(sqs, url, visibility=0)] == ["poison"]
+
+    # THEN the third receive finds nothing and the message is on the dead-letter queue
+    assert receive(sqs, url) == []
+    assert [m["Body"] for m in receive(sqs, dlq)] == ["poison"]
+
+
+def test_concurrent_receivers_never_get_the_same_message(sqs: Any) -> None:
+    # GIVEN 200 messages
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    for start in range(0, 200, 10):
+        entries = [{"Id": str(n), "MessageBody": str(start + n)} for n in range(10)]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    bodies: list[str] = []
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while messages := receive(sqs, url):
+            with lock:
+                bodies.extend(m["Body"] for m in messages)
+
+    # WHEN 8 threads receive at once
+    threads = [threading.Thread(target=drain) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # THEN every message was received exactly once
+    assert sorted(bodies, key=int) == [str(n) for n in range(200)]
+
+
+def test_a_long_poll_returns_as_soon_as_a_message_arrives(sqs: Any) -> None:
+    # GIVEN an empty queue and a receiver in a 20 s long poll
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    got: list[dict[str, Any]] = []
+    poller = threading.Thread(target=lambda: got.append(sqs.receive_message(QueueUrl=url, WaitTimeSeconds=20)))
+    poller.start()
+
+    # WHEN a message is sent
+    sqs.send_message(QueueUrl=url, MessageBody="hello")
+
+    # THEN the poll ends with it (well before its 20 s)
+    poller.join(10)
+    assert not poller.is_alive()
+    assert [m["Body"] for m in got[0].get("Messages", [])] == ["hello"]
+
+
+def test_fifo_queues_keep_motos_behaviour(sqs: Any) -> None:
+    # GIVEN a FIFO queue (message groups and deduplication stay moto's)
+    url = sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    for number in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=str(number), MessageGroupId="g", MessageDeduplicationId=str(number))
+
+    # WHEN they are received
+    messages = receive(sqs, url)
+
+    # THEN they come in order
+    assert [m["Body"] for m in messages] == ["0", "1", "2"]
