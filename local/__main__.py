@@ -28,7 +28,15 @@ from local.console import banner
 from local.delivery import Delivery
 from local.functions import FUNCTION_TYPE, LocalFunction
 from local.resources import Provisioner
-from local.settings import Settings, SettingsError, apply_process_environment, check_free, template_environment
+from local.settings import (
+    RELAY_HOSTS_VARIABLE,
+    Settings,
+    SettingsError,
+    apply_process_environment,
+    check_free,
+    relay_allowed_hosts,
+    template_environment,
+)
 from local.template import Template
 
 log = logging.getLogger("local")
@@ -71,7 +79,7 @@ class Stack:
         self.moto.start()
         template = Template.load(
             settings.template,
-            template_environment(os.environ),
+            template_environment({**os.environ, RELAY_HOSTS_VARIABLE: relay_allowed_hosts(os.environ, settings)}),
             stack_name=settings.stack_name,
             region=settings.region,
             account_id=settings.account_id,
@@ -135,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_environ(os.environ)
         check_free(settings.host, settings.moto_port, "CORRELATOR_MOTO_PORT")
         check_free(settings.host, settings.port, "CORRELATOR_PORT")
+        relay_allowed_hosts(os.environ, settings)  # refused at once, before anything starts
     except SettingsError as error:
         log.error("%s", error)
         return 2

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from correlator.ssrf import AllowList
 from local.template import DEFAULT_ACCOUNT_ID, DEFAULT_STACK_NAME
 from local.workers import DEFAULT_CONCURRENCY
 
@@ -19,8 +21,9 @@ API_KEY_ID = "local-dev-key-id"
 ADMIN_USER = "local-admin"
 
 # Template parameters whose local value differs from the deployed default (CORRELATOR_PARAM_<Name> wins).
-# Relays may reach this machine over plain http, e.g. another local stack or a test receiver.
-LOCAL_PARAMETERS = {"RelayAllowedHosts": "127.0.0.1"}
+# RelayAllowedHosts is set by relay_allowed_hosts (the stack's own API, plus what the user allows).
+LOCAL_PARAMETERS: dict[str, str] = {}
+RELAY_HOSTS_VARIABLE = "CORRELATOR_PARAM_RelayAllowedHosts"
 
 # Variables that could point boto3 at a real account or endpoint; the local stack drops them.
 _REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
@@ -135,3 +138,37 @@ def template_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` with the local parameter values (``LOCAL_PARAMETERS``) it does not set itself."""
     defaults = {f"CORRELATOR_PARAM_{name}": value for name, value in LOCAL_PARAMETERS.items()}
     return {**defaults, **environ}
+
+
+def _is_this_machine(host: str) -> bool:
+    """Whether ``host`` names this machine (loopback or unspecified); names are resolved, so use it at start only."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    return any(address.is_loopback or address.is_unspecified for address in addresses)
+
+
+def relay_allowed_hosts(environ: Mapping[str, str], settings: Settings) -> str:
+    """The local ``RelayAllowedHosts``: this stack's own API (so relay.event to itself works, up to the hop
+    limit) plus ``CORRELATOR_PARAM_RelayAllowedHosts``, where an entry on this machine must name its port and
+    never the embedded AWS endpoint (a relay there could reset every resource)."""
+    given = (environ.get(RELAY_HOSTS_VARIABLE) or "").strip()
+    try:
+        allowed = AllowList.parse(given)
+    except ValueError as error:
+        raise SettingsError(f"{RELAY_HOSTS_VARIABLE}: {error}") from None
+    for host, port in sorted(allowed.entries, key=str):
+        if not _is_this_machine(host):
+            continue
+        if port is None:
+            raise SettingsError(
+                f"{RELAY_HOSTS_VARIABLE}: {host} is this machine: name the port relays may reach ({host}:PORT),"
+                f" so that they cannot reach the embedded AWS endpoint or other local services"
+            )
+        if port == settings.moto_port:
+            raise SettingsError(f"{RELAY_HOSTS_VARIABLE}: {host}:{port} is the embedded AWS endpoint (moto)")
+    return ",".join(part for part in (f"{settings.host}:{settings.port}", given) if part)

@@ -140,10 +140,14 @@ def stop_stack(stack: LocalStack) -> None:
     assert status == 0, f"python -m local exited with {status} after SIGINT:\n{logs}"
 
 
+# The port of the test receiver that relay rules may reach (RelayAllowedHosts locally needs host:port).
+RELAY_RECEIVER_PORT = free_port()
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    """The stack of the project's template.yaml."""
-    running = start_stack()
+    """The stack of the project's template.yaml (relays may also reach 127.0.0.1:RELAY_RECEIVER_PORT)."""
+    running = start_stack({"CORRELATOR_PARAM_RelayAllowedHosts": f"127.0.0.1:{RELAY_RECEIVER_PORT}"})
     yield running
     stop_stack(running)
 

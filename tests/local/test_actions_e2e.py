@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.local.conftest import LocalStack, create_rule, wait_for
+from tests.local.conftest import RELAY_RECEIVER_PORT, LocalStack, create_rule, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -128,10 +128,10 @@ class _Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
-    """An HTTP server on 127.0.0.1 (allow-listed by the local stack) recording what it receives."""
+    """An HTTP server on 127.0.0.1:RELAY_RECEIVER_PORT (allow-listed in the stack) recording what it receives."""
     received: list[tuple[dict[str, str], bytes]] = []
     handler = type("Receiver", (_Receiver,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", RELAY_RECEIVER_PORT), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -144,7 +144,7 @@ def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
 def test_a_relay_rule_posts_the_event_to_its_url(
     stack: LocalStack, rules: list[str], receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
 ) -> None:
-    # GIVEN a relay rule to a receiver on 127.0.0.1 (RelayAllowedHosts is 127.0.0.1 in the local stack)
+    # GIVEN a relay rule to a receiver on 127.0.0.1:RELAY_RECEIVER_PORT (allow-listed for the test stack)
     url, received = receiver
     suffix = uuid.uuid4().hex[:8]
     event_type = f"e2e.relay.{suffix}"

@@ -52,7 +52,12 @@ def test_two_slow_invocations_of_one_function_overlap(wiring_stack: LocalStack) 
     # THEN both succeed, in two execution environments whose invocations overlapped in time
     assert [response.status for response in responses] == [201, 201]
     reports: list[dict[str, Any]] = []
-    wait_for(lambda: reports.extend(sink_reports(wiring_stack, marker)) or len(reports) >= 2, 10, "no reports")
+
+    def both() -> bool:
+        reports.extend(sink_reports(wiring_stack, marker))
+        return len(reports) >= 2
+
+    wait_for(both, 10, "no reports")
     first, second = sorted(reports, key=lambda report: report["started"])
     assert first["pid"] != second["pid"]
     assert second["started"] < first["finished"]

@@ -268,10 +268,37 @@ def test_the_project_template_loads_and_resolves() -> None:
     assert creation_order(loaded.resources)
 
 
-def test_local_parameter_values_apply_unless_the_environment_sets_them() -> None:
-    # GIVEN / WHEN / THEN relays may reach 127.0.0.1 locally, and CORRELATOR_PARAM_<Name> still wins
-    from local.settings import template_environment
+def _settings() -> Any:
+    from local.settings import Settings
 
-    assert template_environment({})["CORRELATOR_PARAM_RelayAllowedHosts"] == "127.0.0.1"
-    overridden = template_environment({"CORRELATOR_PARAM_RelayAllowedHosts": "hooks.internal"})
-    assert overridden["CORRELATOR_PARAM_RelayAllowedHosts"] == "hooks.internal"
+    return Settings.from_environ({"CORRELATOR_PORT": "3100", "CORRELATOR_MOTO_PORT": "5100"})
+
+
+def test_relays_may_reach_the_stack_itself_and_the_ports_the_user_allows() -> None:
+    # GIVEN / WHEN / THEN by default only the stack's own API; CORRELATOR_PARAM_RelayAllowedHosts adds to it
+    from local.settings import relay_allowed_hosts
+
+    assert relay_allowed_hosts({}, _settings()) == "127.0.0.1:3100"
+    given = {"CORRELATOR_PARAM_RelayAllowedHosts": "127.0.0.1:9000,hooks.internal"}
+    assert relay_allowed_hosts(given, _settings()) == "127.0.0.1:3100,127.0.0.1:9000,hooks.internal"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("127.0.0.1", "name the port"),
+        ("localhost", "name the port"),
+        ("[::1]", "name the port"),
+        ("0.0.0.0", "name the port"),
+        ("127.0.0.1:5100", "embedded AWS endpoint"),
+        ("127.0.0.2:5100", "embedded AWS endpoint"),
+        ("http://x", "not a host"),
+    ],
+)
+def test_relays_to_this_machine_without_a_port_or_to_moto_are_refused_at_start(value: str, message: str) -> None:
+    # GIVEN an allow-list entry that would let a rule reach any local port, or the embedded AWS endpoint
+    from local.settings import SettingsError, relay_allowed_hosts
+
+    # WHEN / THEN the stack refuses to start, saying why
+    with pytest.raises(SettingsError, match=message):
+        relay_allowed_hosts({"CORRELATOR_PARAM_RelayAllowedHosts": value}, _settings())
