@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from local import moto_compat
+from local import moto_compat, state
 from local.api import ApiHttpServer, Gateway, Router, routes_of
 from local.console import banner
 from local.delivery import Delivery
@@ -67,19 +67,23 @@ class Clients(Mapping[str, Any]):
 class Stack:
     """The running pieces: moto's server, the resources, the pollers and the HTTP API."""
 
-    def __init__(self, settings: Settings, handler_log: IO[bytes] | None = None) -> None:
+    def __init__(self, settings: Settings, handler_log: IO[bytes] | None = None, *, fresh: bool = False) -> None:
         self.settings = settings
         self.handler_log = handler_log  # where the handlers' output goes (None: this process's stdout/stderr)
+        self.fresh = fresh  # ignore (and replace) the saved state
+        self.restored = False
 
     def start(self) -> str:
         """Start everything; return the banner."""
         settings = self.settings
         moto_compat.apply()  # AWS behaviour moto lacks (shared with the tests)
+        state.install_gate()
         self.moto = ThreadedMotoServer(ip_address=settings.host, port=settings.moto_port, verbose=False)
         self.moto.start()
+        environ = template_environment({**os.environ, RELAY_HOSTS_VARIABLE: relay_allowed_hosts(os.environ, settings)})
         template = Template.load(
             settings.template,
-            template_environment({**os.environ, RELAY_HOSTS_VARIABLE: relay_allowed_hosts(os.environ, settings)}),
+            environ,
             stack_name=settings.stack_name,
             region=settings.region,
             account_id=settings.account_id,
@@ -91,6 +95,12 @@ class Stack:
         }
         self.delivery = Delivery(clients["sqs"], clients["events"], functions, settings.stack_name)
         inventory = Provisioner(template, clients, self.delivery).provision(functions)
+        store = state.StateStore(
+            settings.state_dir,
+            state.fingerprint(settings.template, environ, settings.stack_name),
+            settings.save_seconds,
+        )
+        self.restored = not self.fresh and store.restore()
         for function in functions.values():
             function.start(self.handler_log)
         for logical_id, kind in inventory.skipped:
@@ -104,10 +114,13 @@ class Stack:
         self.server = ApiHttpServer(Gateway(Router(routes), settings), settings)
         self.delivery.start()
         self.server.start()
-        return banner(settings, inventory, routes, functions, self.delivery)
+        self.state = store
+        store.start()
+        return banner(settings, inventory, routes, functions, self.delivery, self.restored)
 
     def stop(self) -> None:
-        for step in ("server", "delivery", "functions", "moto"):
+        # New requests stop, deliveries under way finish, then the state is saved while moto still runs.
+        for step in ("server", "delivery", "functions", "state", "moto"):
             part = getattr(self, step, None)
             if part is None:
                 continue
@@ -136,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="debug logging of the runner, handlers' logs on the console"
     )
+    parser.add_argument("--fresh", action="store_true", help="start from the template alone, not the saved state")
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
 
@@ -163,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     handler_log = None if args.verbose else (settings.state_dir / "handlers.log").open("ab")
-    stack = Stack(settings, handler_log)
+    stack = Stack(settings, handler_log, fresh=args.fresh or os.environ.get("CORRELATOR_FRESH") == "1")
     try:
         text = stack.start()
     except Exception as error:

@@ -11,13 +11,14 @@ path or method, 502 ``Internal server error`` when the handler fails.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -353,9 +354,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             status, response_headers, payload = _message(400, "Bad Request")
         else:
-            status, response_headers, payload = self.server.gateway.handle(
-                self.command, self.path, headers, body, self.client_address[0]
-            )
+            with self.server.in_flight():
+                status, response_headers, payload = self.server.gateway.handle(
+                    self.command, self.path, headers, body, self.client_address[0]
+                )
         self.send_response(status)
         for key, value in response_headers:
             if key.lower() not in ("content-length", "connection", "transfer-encoding"):
@@ -400,13 +402,30 @@ class ApiHttpServer(ThreadingHTTPServer):
         self.gateway = gateway
         super().__init__((settings.host, settings.port), _RequestHandler)
         self._thread: threading.Thread | None = None
+        self._active = 0
+        self._idle = threading.Condition()
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        with self._idle:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, name="api", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Accept no more requests; let the ones under way finish (up to ``timeout``)."""
         self.shutdown()
         self.server_close()
         if self._thread:
             self._thread.join(5)
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._active == 0, timeout):
+                log.warning("%d API requests still running at shutdown", self._active)

@@ -58,6 +58,7 @@ def banner(
     routes: list[Route],
     functions: Mapping[str, LocalFunction],
     delivery: Delivery,
+    restored: bool = False,
 ) -> str:
     width = max((len(route.path) for route in routes), default=10)
     name_width = max((len(name) for name in functions), default=10)
@@ -65,6 +66,8 @@ def banner(
         f"Correlator local stack '{settings.stack_name}' from {settings.template}",
         f"  AWS (moto)  {settings.moto_endpoint}   (credentials: any, e.g. testing/testing; region {settings.region})",
         f"  API         {settings.api_url}   (routes at the root; in AWS they sit under the stage)",
+        f"  State       {settings.state_dir}   ({'restored from the last run' if restored else 'fresh'};"
+        " `make clean-state` or --fresh starts anew; handlers' logs in handlers.log)",
         "",
         "Routes",
         *[

@@ -34,6 +34,8 @@ from collections.abc import Iterable, Iterator
 from copy import deepcopy
 from typing import Any
 
+from local.state import GATE
+
 COUNT_SECONDS = 1.0
 
 
@@ -180,32 +182,41 @@ def _index_standard_queues() -> None:
         retention = int(queue.message_retention_period) * 1000
         max_receives = (queue.redrive_policy or {}).get("maxReceiveCount") if queue.dead_letter_queue else None
         result: list[Any] = []
-        with queue._messages_lock:
-            while True:
-                now = unix_time_millis()
-                progressed = False
-                for message in store.take(count - len(result), now):
-                    progressed = True
-                    if max_receives is not None and message.approximate_receive_count >= int(max_receives):
-                        store.remove(message)
-                        queue.dead_letter_queue.add_message(message)
+        while True:
+            left_gate = False
+            try:
+                with queue._messages_lock:
+                    now = unix_time_millis()
+                    progressed = False
+                    for message in store.take(count - len(result), now):
+                        progressed = True
+                        if max_receives is not None and message.approximate_receive_count >= int(max_receives):
+                            store.remove(message)
+                            queue.dead_letter_queue.add_message(message)
+                            continue
+                        if message.sent_timestamp + retention <= now:
+                            store.remove(message)  # past MessageRetentionPeriod
+                            continue
+                        message.mark_received(visibility_timeout=visibility_timeout)
+                        store.received(message)
+                        copy = deepcopy(message)
+                        models._filter_message_attributes(copy, message_attribute_names or [])
+                        result.append(copy)
+                    remaining = deadline - unix_time()
+                    if len(result) >= count or (result and not store.has_ready) or remaining <= 0:
+                        return result
+                    if progressed:
                         continue
-                    if message.sent_timestamp + retention <= now:
-                        store.remove(message)  # past MessageRetentionPeriod
-                        continue
-                    message.mark_received(visibility_timeout=visibility_timeout)
-                    store.received(message)
-                    copy = deepcopy(message)
-                    models._filter_message_attributes(copy, message_attribute_names or [])
-                    result.append(copy)
-                remaining = deadline - unix_time()
-                if len(result) >= count or (result and not store.has_ready) or remaining <= 0:
-                    return result
-                if progressed:
-                    continue
-                due = store.next_due()
-                wait = remaining if due is None else min(remaining, max(0.001, (due - now) / 1000))
-                queue._messages_lock.wait(wait)
+                    due = store.next_due()
+                    wait = remaining if due is None else min(remaining, max(0.001, (due - now) / 1000))
+                    # A long poll waits outside the state gate (local.state), so a save need not wait for
+                    # it; it goes back in only once the queue's lock is released (the finally below).
+                    left_gate = GATE.inside
+                    GATE.leave()
+                    queue._messages_lock.wait(wait)
+            finally:
+                if left_gate:
+                    GATE.enter()
 
     def delete_message(self: Any, receipt_handle: str) -> None:
         store = _store(self)

@@ -16,6 +16,7 @@ from local.workers import DEFAULT_CONCURRENCY
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = REPO_ROOT / ".local-state"  # git-ignored
+DEFAULT_SAVE_SECONDS = 5  # how much a SIGKILL may lose
 # What API Gateway would put in the request context for the local keys.
 API_KEY_ID = "local-dev-key-id"
 ADMIN_USER = "local-admin"
@@ -46,6 +47,7 @@ class Settings:
     host: str = HOST
     state_dir: Path = DEFAULT_STATE_DIR
     concurrency: int = DEFAULT_CONCURRENCY
+    save_seconds: int = DEFAULT_SAVE_SECONDS
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -62,6 +64,7 @@ class Settings:
             region=environ.get("AWS_DEFAULT_REGION") or "us-east-1",
             state_dir=Path(environ.get("CORRELATOR_STATE_DIR") or DEFAULT_STATE_DIR).resolve(),
             concurrency=_positive(environ, "CORRELATOR_CONCURRENCY", DEFAULT_CONCURRENCY),
+            save_seconds=_positive(environ, "CORRELATOR_SAVE_SECONDS", DEFAULT_SAVE_SECONDS),
         )
         if settings.port == settings.moto_port:
             raise SettingsError("CORRELATOR_PORT and CORRELATOR_MOTO_PORT must differ")

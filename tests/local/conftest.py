@@ -100,6 +100,7 @@ def start_stack(extra_env: Mapping[str, str] | None = None) -> LocalStack:
             "CORRELATOR_PORT": str(free_port()),
             "CORRELATOR_MOTO_PORT": str(free_port()),
             "PYTHONUNBUFFERED": "1",
+            "CORRELATOR_STATE_DIR": tempfile.mkdtemp(prefix="correlator-test-state-"),  # fresh, not the checkout's
             **(extra_env or {}),
         }
     )
