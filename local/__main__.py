@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Iterator, Mapping
 from types import FrameType
 from typing import IO, Any
@@ -22,7 +21,7 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from local import moto_compat, state
+from local import lines, moto_compat, state
 from local.api import ApiHttpServer, Gateway, Router, routes_of
 from local.console import banner
 from local.delivery import Delivery
@@ -40,6 +39,7 @@ from local.settings import (
 from local.template import Template
 
 log = logging.getLogger("local")
+MAX_CONNECTIONS = 100
 SERVICES = ("events", "sqs", "s3", "dynamodb", "ssm", "sesv2", "secretsmanager", "scheduler")
 
 
@@ -53,7 +53,12 @@ class Clients(Mapping[str, Any]):
     def __getitem__(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=30)
+                config = Config(
+                    retries={"mode": "standard", "max_attempts": 3},
+                    connect_timeout=3,
+                    read_timeout=30,
+                    max_pool_connections=MAX_CONNECTIONS,  # every poller thread at once: no "pool is full"
+                )
                 self._clients[service] = boto3.client(service, config=config)
             return self._clients[service]
 
@@ -131,19 +136,6 @@ class Stack:
                 log.exception("stopping %s failed", step)
 
 
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s.%(msecs)03d %(levelname)-5s %(name)-15s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-    for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # Powertools warns on every invocation that publishes no metrics; metrics are off locally anyway.
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -151,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fresh", action="store_true", help="start from the template alone, not the saved state")
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
+    lines.configure(args.verbose)
 
     try:
         settings = Settings.from_environ(os.environ)

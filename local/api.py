@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.functions import LocalFunction
+from local.lines import event_count, tone
 from local.settings import API_KEY_ID, Settings
 from local.template import Template
 from local.workers import InvocationError
@@ -308,7 +309,9 @@ class Gateway:
         path = urlsplit(target).path
         status, response_headers, payload, label = self._dispatch(method, target, headers, body, client_ip)
         elapsed = (time.monotonic() - started) * 1000
-        log.info("%s %s -> %d %s (%.0f ms)", method, path, status, label, elapsed)
+        log.info(
+            "%s %s %d %.0f ms%s  %s", method, path, status, elapsed, event_count(payload), label, extra=tone(status)
+        )
         request_id = str(uuid.uuid4())
         return status, [*response_headers, ("x-amzn-RequestId", request_id)], payload
 

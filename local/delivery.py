@@ -22,6 +22,7 @@ from typing import Any
 
 from local import moto_compat
 from local.functions import LocalFunction, SqsEvent
+from local.lines import tone
 from local.workers import InvocationError
 
 log = logging.getLogger("local.delivery")
@@ -44,6 +45,28 @@ def describe_event(event: Any) -> str:
         if isinstance(candidate, dict) and "detail-type" in candidate:
             return f"{candidate.get('source')}/{candidate['detail-type']}"
     return type(event).__name__
+
+
+def describe_delivery(event: Any, function: str) -> str:
+    """``rule <name> → <action>`` (and the event's hops) for a rule delivery, else the event's label."""
+    rule = event.get("rule") if isinstance(event, dict) else None
+    if not isinstance(rule, dict):
+        return f"{describe_event(event)} → {function}"
+    inner = event.get("event")
+    detail = inner.get("detail") if isinstance(inner, dict) else None
+    hops = detail.get("hops") if isinstance(detail, dict) else None
+    return f"rule {rule.get('name')} → {rule.get('action') or function}" + (
+        f" · hops {hops}" if hops is not None else ""
+    )
+
+
+def describe_result(result: Any) -> str:
+    """An action's results in a few words: ``sent``, ``200``, ``accepted`` (``ok`` when it says nothing)."""
+    results = result.get("results") if isinstance(result, dict) else None
+    if not isinstance(results, list) or not results:
+        return "ok"
+    words = [" ".join(str(item.get(key)) for key in ("status", "info") if item.get(key)) for item in results]
+    return ", ".join(word for word in words if word)[:200] or "ok"
 
 
 def sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -179,27 +202,26 @@ class AsyncInvokePoller(Poller):
             event = json.loads(body)
         except ValueError:
             event = body
-        label = describe_event(event)
+        label = describe_delivery(event, self.function.logical_id)
         attempt = str((message.get("Attributes") or {}).get("ApproximateReceiveCount", "?"))
         started = time.monotonic()
         try:
-            self.function.invoke(event)
+            result = self.function.invoke(event)
         except InvocationError as error:
             last = attempt.isdigit() and int(attempt) >= ASYNC_MAX_RECEIVES
             log.error(
-                "%s -> %s: %s FAILED (%s; attempt %s of %d); %s",
-                self.queue_name,
-                self.function.logical_id,
+                "%s: FAILED (%s; attempt %s of %d); %s",
                 label,
                 error,
                 attempt,
                 ASYNC_MAX_RECEIVES,
                 "giving up: it goes to the dead-letter queue" if last else "retried after the function's timeout",
+                extra=tone(500),
             )
             return
         self.delete([message])
         elapsed = (time.monotonic() - started) * 1000
-        log.info("%s -> %s: %s ok (%.0f ms)", self.queue_name, self.function.logical_id, label, elapsed)
+        log.info("%s: %s %.0f ms", label, describe_result(result), elapsed, extra=tone(200))
 
 
 class EventSourceMappingPoller(Poller):
@@ -266,7 +288,7 @@ class EventSourceMappingPoller(Poller):
             response = self.function.invoke(event)
         except InvocationError as error:
             log.error(
-                "%s -> %s: %d records FAILED (%s); left on the queue for redelivery",
+                "%s → %s: %d records FAILED (%s); left on the queue for redelivery",
                 self.queue_name,
                 self.function.logical_id,
                 len(batch),
@@ -278,12 +300,13 @@ class EventSourceMappingPoller(Poller):
         self.delete(message for message in batch if message["MessageId"] not in failed)
         elapsed = (time.monotonic() - started) * 1000
         log.info(
-            "%s -> %s: %d records, %d failed (%.0f ms)",
+            "%s → %s: %d records, %d failed %.0f ms",
             self.queue_name,
             self.function.logical_id,
             len(batch),
             len(failed),
             elapsed,
+            extra=tone(500 if failed else 200),
         )
 
 

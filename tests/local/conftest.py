@@ -53,6 +53,7 @@ class LocalStack:
     port: int
     moto_port: int
     output: IO[bytes]
+    state_dir: Path
     clients: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -108,7 +109,13 @@ def start_stack(extra_env: Mapping[str, str] | None = None) -> LocalStack:
     process = subprocess.Popen(
         [sys.executable, "-m", "local"], cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
     )
-    stack = LocalStack(process, int(env["CORRELATOR_PORT"]), int(env["CORRELATOR_MOTO_PORT"]), output)
+    stack = LocalStack(
+        process,
+        int(env["CORRELATOR_PORT"]),
+        int(env["CORRELATOR_MOTO_PORT"]),
+        output,
+        Path(env["CORRELATOR_STATE_DIR"]),
+    )
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if process.poll() is not None:

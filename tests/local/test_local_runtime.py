@@ -19,6 +19,7 @@ from tests.local.conftest import LocalStack, Response, wait_for
 pytestmark = pytest.mark.slow
 
 STACK = "correlator"
+DEV_KEY = {"x-api-key": "local-dev-key"}
 
 
 def sink_reports(stack: LocalStack, marker: str) -> list[dict[str, Any]]:
@@ -86,3 +87,20 @@ def test_a_handler_past_its_timeout_is_stopped_with_a_502(wiring_stack: LocalSta
     assert (response.status, response.json()) == (502, {"message": "Internal server error"})
     assert wiring_stack.request("GET", "/echo/after-timeout").status == 201
     assert sink_reports(wiring_stack, marker) == []
+
+
+def test_the_console_has_one_line_per_request_and_the_handlers_logs_go_to_a_file(stack: LocalStack) -> None:
+    # GIVEN the stack of template.yaml, whose handlers log JSON with Powertools
+    marker = uuid.uuid4().hex
+
+    # WHEN an event is posted
+    event = json.dumps({"type": "console.test", "object": marker})
+    response = stack.request("POST", "/events", event, {"content-type": "application/json", **DEV_KEY})
+    assert response.status == 200
+
+    # THEN the console has one readable line for it, and the handler's JSON log is in handlers.log instead
+    lines = [line for line in stack.logs().splitlines() if "POST /events 200" in line]
+    assert lines
+    assert lines[-1].endswith("· 1 event  ReceptionFunction")
+    assert '"level":' not in stack.logs()
+    assert '"level":' in (stack.state_dir / "handlers.log").read_text()
