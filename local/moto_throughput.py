@@ -11,13 +11,17 @@ event grew with the queue's depth. ``apply`` replaces, for standard (non-FIFO) q
 * ``receive_message``: takes ready messages under the queue's lock (no duplicate receives), moves
   a message to the dead-letter queue after ``maxReceiveCount`` as moto and SQS do, and long-polls
   on the queue's condition until a message arrives or one becomes visible again;
-* ``delete_message`` and ``change_message_visibility``: a lookup of the receipt handle;
+* ``delete_message`` and ``change_message_visibility``: a lookup of the receipt handle (and only the
+  latest ``DELETED_MEMORY`` deleted handles are remembered, where moto keeps them all);
 * the ``ApproximateNumberOfMessages*`` counts, which moto recomputes over every message on every
   SendMessage (it reads all the queue's attributes to find ``ContentBasedDeduplication``): counted
   at most once per ``COUNT_SECONDS``. SQS documents them as approximate and eventually consistent.
 
 FIFO queues keep moto's code (message groups, deduplication). The behaviour is SQS's; only the
 costs change. (Worth proposing upstream: moto's own TODO on ``Queue.messages`` says as much.)
+
+**PutEvents.** For every event, moto rebuilds the event (a deep copy, the detail parsed from JSON
+again, two clock reads) once per rule of the bus. It is built once per event, each rule gets a copy.
 
 **Input transformers.** moto parses every ``InputPathsMap`` JSONPath with jsonpath-ng for every
 event it delivers, and jsonpath-ng builds a PLY lexer per parse (~10 ms each): a rule with an
@@ -37,6 +41,7 @@ from typing import Any
 from local.state import GATE
 
 COUNT_SECONDS = 1.0
+DELETED_MEMORY = 10_000  # moto remembers every deleted receipt handle: a set growing with every message
 
 
 class MessageStore:
@@ -49,6 +54,7 @@ class MessageStore:
         self._sequence = 0
         self.handles: dict[str, Any] = {}
         self._counts: tuple[float, int, int, int] = (float("-inf"), 0, 0, 0)  # when, visible, delayed, in flight
+        self.deleted: dict[str, None] = {}  # the latest DELETED_MEMORY receipt handles of deleted messages
         for message in messages:
             self.append(message)
             for handle in message.all_receipt_handles:
@@ -123,6 +129,14 @@ class MessageStore:
             self._counts = (now, visible, delayed, in_flight)
         return self._counts[1:]
 
+    def forget(self, handles: Iterable[str | None]) -> None:
+        """Remember the handles of a deleted message (deleting it again is fine), the latest ones only."""
+        for handle in handles:
+            if handle:
+                self.deleted[handle] = None
+        while len(self.deleted) > DELETED_MEMORY:
+            del self.deleted[next(iter(self.deleted))]
+
     def received(self, message: Any) -> None:
         """Record ``message``'s new receipt handle and wait for its visibility timeout."""
         self.handles[message.receipt_handle] = message
@@ -145,7 +159,57 @@ def _store(queue: Any) -> MessageStore | None:
 def apply() -> None:
     """Patch moto in this process (call once)."""
     _cache_json_paths()
+    _build_events_once()
     _index_standard_queues()
+
+
+def _build_events_once() -> None:
+    import json
+
+    from moto.core.utils import unix_time
+    from moto.events.models import EventsBackend
+    from moto.moto_api._internal import mock_random
+
+    original = EventsBackend.put_events
+
+    @functools.wraps(original)
+    def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = []
+        for event in events if len(events) <= 10 else []:
+            detail = _detail(event)
+            if detail is None:  # moto's own answer for an invalid entry (and its warning for a non-object)
+                entries += original(self, [event])
+                continue
+            event_id = str(mock_random.uuid4())
+            entries.append({"EventId": event_id})
+            bus = self.describe_event_bus(self._normalize_event_bus_arn(event.get("EventBusName")))
+            now = unix_time()
+            message = {
+                "version": "0",
+                "id": event_id,
+                "detail-type": event["DetailType"],
+                "source": event["Source"],
+                "account": self.account_id,
+                "time": event.get("Time", now),
+                "region": self.region_name,
+                "resources": event.get("Resources", []),
+                "detail": detail,
+                "ingestion-time": now,
+            }
+            for rule in list(bus.rules.values()):
+                rule.send_to_targets(dict(message))
+        return entries if len(events) <= 10 else original(self, events)
+
+    def _detail(event: dict[str, Any]) -> dict[str, Any] | None:
+        if not (event.get("Source") and event.get("DetailType") and event.get("Detail")):
+            return None
+        try:
+            detail = json.loads(event["Detail"])
+        except ValueError:
+            return None
+        return detail if isinstance(detail, dict) else None
+
+    EventsBackend.put_events = put_events  # type: ignore[method-assign]
 
 
 def _cache_json_paths() -> None:
@@ -223,14 +287,14 @@ def _index_standard_queues() -> None:
         if store is None:
             return original_delete(self, receipt_handle)
         with self._messages_lock:
-            if receipt_handle in self.deleted_messages:
+            if receipt_handle in store.deleted or receipt_handle in self.deleted_messages:
                 return None  # deleting twice is fine, as in SQS
             message = store.handles.get(receipt_handle)
             if message is None:
                 raise ReceiptHandleIsInvalid()
             store.remove(message)
             self.pending_messages.discard(message)
-            self.deleted_messages.update(message.all_receipt_handles)
+            store.forget(message.all_receipt_handles)
         return None
 
     def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:

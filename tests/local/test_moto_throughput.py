@@ -129,3 +129,39 @@ def test_fifo_queues_keep_motos_behaviour(sqs: Any) -> None:
 
     # THEN they come in order
     assert [m["Body"] for m in messages] == ["0", "1", "2"]
+
+
+def test_put_events_delivers_each_event_to_every_matching_rule_and_refuses_bad_entries(sqs: Any) -> None:
+    # GIVEN a bus with two rules that match and one that does not, each with a queue target
+    events = boto3.client("events", region_name="us-east-1")
+    events.create_event_bus(Name="bus")
+    queues = {}
+    for name, source in (("a", "app"), ("b", "app"), ("c", "other")):
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name=name, EventBusName="bus", EventPattern=json.dumps({"source": [source]}))
+        events.put_targets(Rule=name, EventBusName="bus", Targets=[{"Id": "q", "Arn": arn}])
+        queues[name] = url
+
+    # WHEN one good entry and three bad ones are put
+    good = {"Source": "app", "DetailType": "t", "Detail": '{"n": 1}', "EventBusName": "bus", "Resources": ["r"]}
+    response = events.put_events(
+        Entries=[
+            good,
+            {"Source": "app", "DetailType": "t", "Detail": "{not json", "EventBusName": "bus"},
+            {"DetailType": "t", "Detail": "{}", "EventBusName": "bus"},
+            {"Source": "app", "Detail": "{}", "EventBusName": "bus"},
+        ]
+    )
+
+    # THEN the bad ones get moto's (EventBridge's) error codes, and the good one reaches the two matching
+    # rules' queues as one event (same id), whole
+    codes = [entry.get("ErrorCode") for entry in response["Entries"]]
+    assert codes == [None, "MalformedDetail", "InvalidArgument", "InvalidArgument"]
+    delivered = {name: [json.loads(m["Body"]) for m in receive(sqs, url)] for name, url in queues.items()}
+    assert [len(delivered[name]) for name in "abc"] == [1, 1, 0]
+    first, second = delivered["a"][0], delivered["b"][0]
+    assert first == second
+    assert first["id"] == response["Entries"][0]["EventId"]
+    assert (first["source"], first["detail-type"], first["detail"], first["resources"]) == ("app", "t", {"n": 1}, ["r"])
+    assert (first["region"], first["version"]) == ("us-east-1", "0")
