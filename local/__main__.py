@@ -25,6 +25,7 @@ from local import lines, moto_compat, state
 from local.api import ApiHttpServer, Gateway, Router, routes_of
 from local.console import banner
 from local.delivery import Delivery
+from local.direct_sqs import DirectSqs
 from local.functions import FUNCTION_TYPE, LocalFunction
 from local.resources import Provisioner
 from local.settings import (
@@ -98,7 +99,8 @@ class Stack:
             logical_id: LocalFunction(template, logical_id, settings.concurrency)
             for logical_id in template.of_type(FUNCTION_TYPE)
         }
-        self.delivery = Delivery(clients["sqs"], clients["events"], functions, settings.stack_name)
+        sqs = DirectSqs(clients["sqs"], settings.account_id, settings.region)  # the pollers call moto in-process
+        self.delivery = Delivery(sqs, clients["events"], functions, settings.stack_name)
         inventory = Provisioner(template, clients, self.delivery).provision(functions)
         store = state.StateStore(
             settings.state_dir,

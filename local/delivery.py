@@ -76,8 +76,9 @@ def sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[
         value: dict[str, Any] = {"stringListValues": [], "binaryListValues": [], "dataType": attribute["DataType"]}
         if "StringValue" in attribute:
             value["stringValue"] = attribute["StringValue"]
-        if "BinaryValue" in attribute:
-            value["binaryValue"] = base64.b64encode(attribute["BinaryValue"]).decode("ascii")
+        if "BinaryValue" in attribute:  # bytes from boto3; already base64 text from moto's backend
+            binary = attribute["BinaryValue"]
+            value["binaryValue"] = binary if isinstance(binary, str) else base64.b64encode(binary).decode("ascii")
         attributes[name] = value
     record = {
         "messageId": message["MessageId"],
@@ -130,6 +131,7 @@ class Poller(threading.Thread):
         self.queue_name = queue_name_of(queue_arn)
         self.function = function
         self.stop = stop
+        self.batch_limit = int(getattr(sqs, "batch_limit", 10))  # SQS's 10 per call, unless called in-process
         self._holding = False  # holding received messages: stopping waits for this poller
 
     @property
@@ -151,7 +153,7 @@ class Poller(threading.Thread):
     def receive(self, count: int, wait: int = RECEIVE_WAIT_SECONDS) -> list[dict[str, Any]]:
         response = self.sqs.receive_message(
             QueueUrl=self.queue_url,
-            MaxNumberOfMessages=max(1, min(10, count)),
+            MaxNumberOfMessages=max(1, min(self.batch_limit, count)),
             WaitTimeSeconds=wait,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
@@ -169,15 +171,19 @@ class Poller(threading.Thread):
             {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
             for index, message in enumerate(messages)
         ]
-        for start in range(0, len(entries), 10):
-            self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries[start : start + 10])
+        for start in range(0, len(entries), self.batch_limit):
+            self.sqs.change_message_visibility_batch(
+                QueueUrl=self.queue_url, Entries=entries[start : start + self.batch_limit]
+            )
 
     def delete(self, messages: Iterable[Mapping[str, Any]]) -> None:
         entries = [
             {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]} for index, message in enumerate(messages)
         ]
-        for start in range(0, len(entries), 10):
-            response = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries[start : start + 10])
+        for start in range(0, len(entries), self.batch_limit):
+            response = self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url, Entries=entries[start : start + self.batch_limit]
+            )
             for failure in response.get("Failed", []):
                 log.warning("%s: could not delete a message: %s", self.queue_name, failure.get("Message"))
 

@@ -5,7 +5,8 @@ requests, which would deliver every event again). The stack therefore pickles mo
 (EventBridge buses, rules and archives; SQS queues and their messages; S3 buckets and objects;
 DynamoDB tables and items, so idempotency records too; SES, Secrets Manager, Scheduler) to
 ``<state dir>/moto.pickle``: on a clean stop, after the deliveries under way have finished, and
-every ``interval`` seconds while requests come in, so a SIGKILL loses at most that much.
+every ``interval`` seconds while requests come in (or ten times as long as a save takes, if more:
+requests wait during a save), so a SIGKILL loses at most that much.
 
 A save is consistent: moto's requests are held at a gate while it runs (a long poll waiting for
 messages does not hold the gate). The snapshot is written to a temporary file and renamed.
@@ -209,12 +210,17 @@ class StateStore:
         self._thread.start()
 
     def _autosave(self) -> None:
-        while not self._stop.wait(self.interval):
-            if GATE.requests:
-                try:
-                    self.save()
-                except Exception:
-                    log.exception("saving the state failed; trying again in %.0f s", self.interval)
+        # Requests wait while a save runs: never more than a tenth of the time, however large the state.
+        pause = self.interval
+        while not self._stop.wait(pause):
+            if not GATE.requests:
+                continue
+            started = time.monotonic()
+            try:
+                self.save()
+            except Exception:
+                log.exception("saving the state failed; trying again in %.0f s", self.interval)
+            pause = max(self.interval, 10 * (time.monotonic() - started))
 
     def stop(self) -> None:
         """Stop saving periodically, then save once more (call once deliveries are drained)."""
