@@ -23,6 +23,9 @@ costs change. (Worth proposing upstream: moto's own TODO on ``Queue.messages`` s
 **PutEvents.** For every event, moto rebuilds the event (a deep copy, the detail parsed from JSON
 again, two clock reads) once per rule of the bus. It is built once per event, each rule gets a copy.
 
+**SendMessage** reads all of a queue's attributes, and moto converts each attribute's name with a
+regular expression every time: the conversion is cached.
+
 **Input transformers.** moto parses every ``InputPathsMap`` JSONPath with jsonpath-ng for every
 event it delivers, and jsonpath-ng builds a PLY lexer per parse (~10 ms each): a rule with an
 InputTransformer cost tens of milliseconds per event. Parsed paths are cached (they are immutable).
@@ -159,6 +162,7 @@ def _store(queue: Any) -> MessageStore | None:
 def apply() -> None:
     """Patch moto in this process (call once)."""
     _cache_json_paths()
+    _cache_attribute_names()
     _build_events_once()
     _index_standard_queues()
 
@@ -210,6 +214,15 @@ def _build_events_once() -> None:
         return detail if isinstance(detail, dict) else None
 
     EventsBackend.put_events = put_events  # type: ignore[method-assign]
+
+
+def _cache_attribute_names() -> None:
+    """moto converts every queue attribute name with a regular expression, on every SendMessage."""
+    from moto.core import utils
+    from moto.sqs import models
+
+    cached = functools.lru_cache(maxsize=4096)(utils.camelcase_to_underscores)
+    models.camelcase_to_underscores = cached  # type: ignore[attr-defined]
 
 
 def _cache_json_paths() -> None:
