@@ -13,9 +13,9 @@ event grew with the queue's depth. ``apply`` replaces, for standard (non-FIFO) q
   on the queue's condition until a message arrives or one becomes visible again;
 * ``delete_message`` and ``change_message_visibility``: a lookup of the receipt handle (and only the
   latest ``DELETED_MEMORY`` deleted handles are remembered, where moto keeps them all);
-* the ``ApproximateNumberOfMessages*`` counts, which moto recomputes over every message on every
-  SendMessage (it reads all the queue's attributes to find ``ContentBasedDeduplication``): counted
-  at most once per ``COUNT_SECONDS``. SQS documents them as approximate and eventually consistent.
+* the ``ApproximateNumberOfMessages*`` counts, which moto computed over every message on every
+  SendMessage (it reads all the queue's attributes to find ``ContentBasedDeduplication``): they are
+  not computed there any more; GetQueueAttributes still counts exactly (in one pass).
 
 FIFO queues keep moto's code (message groups, deduplication). The behaviour is SQS's; only the
 costs change. (Worth proposing upstream: moto's own TODO on ``Queue.messages`` says as much.)
@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import heapq
 import importlib
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from copy import deepcopy
@@ -43,7 +44,6 @@ from typing import Any
 
 from local.state import GATE
 
-COUNT_SECONDS = 1.0
 DELETED_MEMORY = 10_000  # moto remembers every deleted receipt handle: a set growing with every message
 
 
@@ -56,7 +56,6 @@ class MessageStore:
         self._waiting: list[tuple[float, int, Any]] = []
         self._sequence = 0
         self.handles: dict[str, Any] = {}
-        self._counts: tuple[float, int, int, int] = (float("-inf"), 0, 0, 0)  # when, visible, delayed, in flight
         self.deleted: dict[str, None] = {}  # the latest DELETED_MEMORY receipt handles of deleted messages
         for message in messages:
             self.append(message)
@@ -123,14 +122,12 @@ class MessageStore:
         return bool(self._by_id.get(message.id) is message)
 
     def counts(self, now: float) -> tuple[int, int, int]:
-        """(visible, delayed, in flight) at most ``COUNT_SECONDS`` old; ``now`` in unix ms."""
-        if now - self._counts[0] >= COUNT_SECONDS * 1000:
-            messages = list(self._by_id.values())
-            delayed = sum(1 for message in messages if message.delayed_until > now)
-            in_flight = sum(1 for message in messages if message.visible_at >= now)
-            visible = sum(1 for message in messages if message.visible_at < now and message.delayed_until <= now)
-            self._counts = (now, visible, delayed, in_flight)
-        return self._counts[1:]
+        """(visible, delayed, in flight) at ``now`` (unix ms), in one pass."""
+        messages = list(self._by_id.values())
+        delayed = sum(1 for message in messages if message.delayed_until > now)
+        in_flight = sum(1 for message in messages if message.visible_at >= now)
+        visible = sum(1 for message in messages if message.visible_at < now and message.delayed_until <= now)
+        return visible, delayed, in_flight
 
     def forget(self, handles: Iterable[str | None]) -> None:
         """Remember the handles of a deleted message (deleting it again is fine), the latest ones only."""
@@ -325,16 +322,30 @@ def _index_standard_queues() -> None:
             queue._messages_lock.notify_all()
         return None
 
+    sending = threading.local()
+    original_send = backend_class.send_message
+
+    @functools.wraps(original_send)
+    def send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sending.active = True  # it reads every attribute but needs no count
+        try:
+            return original_send(self, *args, **kwargs)
+        finally:
+            sending.active = False
+
     def counted(index: int, original: Any) -> property:
         def count(self: Any) -> int:
             store = _store(self)
-            return original.fget(self) if store is None else store.counts(unix_time_millis())[index]
+            if store is None:
+                return original.fget(self)  # type: ignore[no-any-return]
+            return 0 if getattr(sending, "active", False) else store.counts(unix_time_millis())[index]
 
         return property(count)
 
     counts = ("approximate_number_of_messages", "approximate_number_of_messages_delayed")
     for index, name in enumerate((*counts, "approximate_number_of_messages_not_visible")):
         setattr(queue_class, name, counted(index, getattr(queue_class, name)))
+    backend_class.send_message = send_message  # type: ignore[method-assign]
     backend_class.receive_message = receive_message  # type: ignore[method-assign]
     queue_class.delete_message = delete_message  # type: ignore[method-assign]
     backend_class.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
