@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
@@ -83,9 +83,12 @@ class TestResult(BaseModel):
     matches: bool
 
 
-def _header(name: str) -> str | None:
-    value = app.current_event.headers.get(name)  # case-insensitive in Powertools v3
-    return None if value is None else str(value)
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", description="Write only if the rule still has this ETag (else 412)")
+]
+IfNoneMatch = Annotated[
+    str | None, Header(alias="If-None-Match", description="* : create only if no rule has this name (else 412)")
+]
 
 
 def _with_etag(view: RuleView, etag: str, status_code: int = 200, **headers: str) -> Response[RuleView]:
@@ -108,8 +111,8 @@ def _with_etag(view: RuleView, etag: str, status_code: int = 200, **headers: str
         422: {"description": "Invalid rule; details name each field"},
     },
 )
-def create_rule(rule: Annotated[Rule, Body()]) -> Response[RuleView]:
-    created, etag = store.create(rule, if_none_match=_header("If-None-Match"))
+def create_rule(rule: Annotated[Rule, Body()], if_none_match: IfNoneMatch = None) -> Response[RuleView]:
+    created, etag = store.create(rule, if_none_match=if_none_match)
     logger.info("rule created", rule=rule.name, action=rule.action)
     return _with_etag(created, etag, 201, Location=f"/rules/{rule.name}")
 
@@ -139,12 +142,12 @@ def get_rule(name: RuleName) -> Response[RuleView]:
         422: {"description": "Invalid rule; details name each field"},
     },
 )
-def replace_rule(name: RuleName, rule: Annotated[Rule, Body()]) -> Response[RuleView]:
+def replace_rule(name: RuleName, rule: Annotated[Rule, Body()], if_match: IfMatch = None) -> Response[RuleView]:
     if rule.name != name:
         raise ValidationFailedError(
             "the body's name must be the rule's name", [{"field": "name", "message": f"expected {name!r}"}]
         )
-    replaced, etag = store.replace(rule, if_match=_header("If-Match"))
+    replaced, etag = store.replace(rule, if_match=if_match)
     logger.info("rule replaced", rule=name)
     return _with_etag(replaced, etag)
 
@@ -159,8 +162,8 @@ def replace_rule(name: RuleName, rule: Annotated[Rule, Body()]) -> Response[Rule
         412: {"description": "If-Match does not hold: the rule changed since it was read"},
     },
 )
-def delete_rule(name: RuleName) -> Response[None]:
-    store.delete(name, if_match=_header("If-Match"))
+def delete_rule(name: RuleName, if_match: IfMatch = None) -> Response[None]:
+    store.delete(name, if_match=if_match)
     logger.info("rule deleted", rule=name)
     return Response(status_code=204)
 

@@ -1155,6 +1155,7 @@ def test_a_stale_if_match_is_refused_with_412_and_changes_nothing(api: RulesApi)
 
 def test_if_none_match_star_creates_only_a_new_rule(api: RulesApi) -> None:
     assert api.call(with_headers(request("rules-create"), If_None_Match="*")).status == 201
-    again = api.call(with_headers(request("rules-create", body=sample_rule(action="log")), If_None_Match="*"))
+    # (header names are case-insensitive: the CLI sends them in lower case)
+    again = api.call(with_headers(request("rules-create", body=sample_rule(action="log")), if_none_match="*"))
     assert_error(again, 412, "precondition_failed")
     assert api.get(SAMPLE_NAME).body["action"] == SAMPLE_RULE["action"]
