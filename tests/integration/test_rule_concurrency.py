@@ -22,13 +22,19 @@ from tests.probe import REGION, BusProbe
 class SlowEvents:
     """An EventBridge client whose DescribeRule takes a while: the window between check and write, widened."""
 
-    def __init__(self, client: Any, delay: float) -> None:
+    def __init__(self, client: Any, delay: float, then: Any = None) -> None:
         self._client = client
         self._delay = delay
+        self._then = then
 
     def describe_rule(self, **kwargs: Any) -> Any:
         time.sleep(self._delay)
-        return self._client.describe_rule(**kwargs)
+        try:
+            return self._client.describe_rule(**kwargs)
+        finally:
+            if self._then is not None:
+                self._then()
+                self._then = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -78,11 +84,14 @@ def race(stores: list[RuleStore], write: Any) -> list[Any]:
 
 
 def test_without_the_lease_two_racing_creates_both_succeed(targets: RuleTargets) -> None:
-    # The race the lease closes: both check "absent", both write, the last one wins silently.
-    results = race(
-        [store(targets, lease=False, delay=0.3) for _ in range(2)],
-        lambda s, i: s.create(rule(f"log.{['info', 'warn'][i]}")),
-    )
+    # The race the lease closes: both check "absent" (neither goes on before both have looked), both write,
+    # the last one wins silently.
+    both_looked = threading.Barrier(2, timeout=10)
+    stores = [store(targets, lease=False) for _ in range(2)]
+    for each in stores:
+        events = each._events
+        each._events = SlowEvents(events, 0.0, then=both_looked.wait)  # type: ignore[assignment]
+    results = race(stores, lambda s, i: s.create(rule(f"log.{['info', 'warn'][i]}")))
     assert not any(isinstance(result, Exception) for result in results)
 
 
