@@ -19,6 +19,7 @@ from typing import Any
 
 GZIP_MAGIC = b"\x1f\x8b"
 _FIELD = rb'(?:"((?:[^"]|"")*)"|null)'
+_ANY_FIELD = rb'(?:"(?:[^"]|"")*"|null)'
 _TIME = rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3}|\.\d{6})?Z)"
 RECORD = re.compile(_TIME + rb",\[(INFO |WARN |ERROR)\]," + rb",".join([_FIELD] * 7) + rb"\n", re.DOTALL)
 # Where a record starts: the start of a block, or after a newline.
@@ -107,6 +108,33 @@ class Query:
 
     def in_window(self, key: bytes) -> bool:
         return (self.since is None or key >= self.since.encode()) and (self.until is None or key < self.until.encode())
+
+    def head(self) -> re.Pattern[bytes] | None:
+        """With two or more of level, request key, subject and type: one pattern for the line's head that
+        holds them all (its literal start is searched at C speed), so only real matches get parsed."""
+        given = [self.level, self.request_key, self.subject, self.type_prefix]
+        if sum(value is not None for value in given) < 2:
+            return None
+
+        def exactly(value: str | None, *, prefix: bool = False) -> bytes:
+            if value is None:
+                return _ANY_FIELD
+            return re.escape(b'"' + _quoted(value) + (b"" if prefix else b'"'))
+
+        level = re.escape(f"{self.level:<5}".encode()) if self.level else rb"(?:INFO |WARN |ERROR)"
+        return re.compile(
+            rb",\["
+            + level
+            + rb"\],"
+            + exactly(self.request_key)
+            + rb',"(?:true|false)",'
+            + _ANY_FIELD
+            + rb","
+            + exactly(self.subject)
+            + rb","
+            + exactly(self.type_prefix, prefix=True),
+            re.DOTALL,
+        )
 
     def literal(self) -> bytes | None:
         """The longest byte string every matching record contains: what the block scan looks for."""
@@ -217,6 +245,14 @@ def _scan(block: bytes, query: Query, literal: bytes | None) -> Iterator[LogReco
         for match, end in zip(starts, ends, strict=True):
             if query.in_window(instant_key(match.group(1))):
                 yield from _check(block[match.start() : end], query)
+        return
+    head = query.head()
+    if head is not None:
+        found = head.search(block)
+        while found is not None:
+            start, end = _record_bounds(block, found.start())
+            yield from _check(block[start:end], query)
+            found = head.search(block, end)
         return
     position = block.find(literal)
     while position != -1:

@@ -72,6 +72,11 @@ def found(query: Query, data: bytes = LOG, size: int = 1 << 20, block: int = 4 <
         (Query(text='card "expired"'), ["orders/1"]),
         (Query(text="line"), ["orders/1", "multi\nline\n2026 text"]),  # declined, and the multi-line object
         (Query(request_key="Req_2", level="WARN"), ["orders/1"]),
+        (Query(type_prefix="order", level="INFO"), ["orders/1", "multi\nline\n2026 text"]),
+        (Query(type_prefix="orders", level="ERROR", request_key="Req_10"), ['],"Req_2","']),
+        (Query(subject="key-abc", type_prefix="late"), ["half a second early"]),
+        (Query(subject="arn:aws:iam::1:user/x", level="WARN"), []),
+        (Query(request_key="Req_2", type_prefix="order.", text="2026 text"), ["multi\nline\n2026 text"]),
         (
             Query(),
             ["orders/1", "orders/1", "multi\nline\n2026 text", "half a second early", "orders/1", '],"Req_2","'],
