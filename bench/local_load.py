@@ -2,7 +2,10 @@
 
 A fresh ``python -m local`` (own ports, own empty state directory) gets the template's rules plus
 ``EXTRA_RULES`` rules through the rules API. ``CLIENTS`` threads then post singles and batches of
-up to 100 events (each event's ``object`` is a unique token) until ``events`` are accepted. The
+up to 100 events (each event's ``object`` is a unique token) until ``events`` are accepted, on a schedule
+that offers ``OFFERED_EVENTS_PER_SECOND`` in all (a latency target means something only at a given
+load: 16 clients that each wait for their answer measure throughput, and their latency is then
+16 / requests per second whatever the stack does; ``--rate 0`` measures that way). The
 figures: accepted events/s, POST latency p50/p99, the time from the last accept until every
 accepted token is in the event log (the drain), and how many tokens are missing from the log
 (lost) or in it more than once (duplicated). Loopback only; bounded by ``events`` and by
@@ -46,6 +49,7 @@ BUS = "correlator"
 LOG_BUCKET = "correlator-logbucket"
 
 TARGET_EVENTS_PER_SECOND = 500.0
+OFFERED_EVENTS_PER_SECOND = 550.0  # the clients' schedule: the target plus 10 %
 TARGET_P99_SECONDS = 0.250
 TARGET_DRAIN_SECONDS = 10.0
 
@@ -98,7 +102,12 @@ class Stack:
 
 def start_stack(repo: Path = REPO) -> Stack:
     state_dir = tempfile.TemporaryDirectory(prefix="correlator-bench-")
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "CORRELATOR_"))}
+    kept = ("CORRELATOR_CONCURRENCY",)  # to measure another concurrency; nothing else of the caller's stack
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name in kept or not name.startswith(("AWS_", "CORRELATOR_"))
+    }
     port, moto_port = _free_port(), _free_port()
     env.update(
         {
@@ -145,11 +154,13 @@ class Load:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def send(stack: Stack, events: int, clients: int, run: str) -> tuple[Load, float]:
-    """Post until ``events`` are accepted; return what happened and the send phase's wall time."""
+def send(stack: Stack, events: int, clients: int, run: str, rate: float = 0.0) -> tuple[Load, float]:
+    """Post until ``events`` are accepted, at ``rate`` events/s in all (0: as fast as the stack answers);
+    return what happened and the send phase's wall time."""
     load = Load()
     remaining = [events]
     deadline = time.monotonic() + SEND_LIMIT_SECONDS
+    per_client = rate / clients
 
     def take(size: int) -> int:
         with load.lock:
@@ -161,10 +172,15 @@ def send(stack: Stack, events: int, clients: int, run: str) -> tuple[Load, float
         connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=60)
         headers = {"x-api-key": "local-dev-key", "content-type": "application/json"}
         sequence = 0
+        sent = 0
+        began = time.monotonic()
         while time.monotonic() < deadline:
             size = take(BATCH_SIZES[sequence % len(BATCH_SIZES)])
             if not size:
                 break
+            if per_client:  # each client on a schedule (a client behind it sends its next request at once)
+                time.sleep(max(0.0, began + sent / per_client - time.monotonic()))
+            sent += size
             tokens = [f"bench/{run}/{index}/{sequence}/{n}" for n in range(size)]
             sequence += 1
             bodies = [{"type": "bench.load", "object": token, "info": "load"} for token in tokens]
@@ -244,6 +260,7 @@ class Figures:
     drain: float
     lost: int
     duplicated: int
+    offered: float
     failures: int
     failure_samples: tuple[str, ...]
     load_average: tuple[float, float, float]
@@ -263,13 +280,15 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
-def measure(events: int = DEFAULT_EVENTS, clients: int = CLIENTS, repo: Path = REPO) -> Figures:
+def measure(
+    events: int = DEFAULT_EVENTS, clients: int = CLIENTS, repo: Path = REPO, rate: float = OFFERED_EVENTS_PER_SECOND
+) -> Figures:
     stack = start_stack(repo)
     try:
         add_rules(stack, EXTRA_RULES)
         run = uuid.uuid4().hex[:8]
         send(stack, 200, 4, f"{run}-warm")  # every worker warm before the clock starts
-        load, seconds = send(stack, events, clients, run)
+        load, seconds = send(stack, events, clients, run, rate)
         last_accept = time.monotonic()
         wanted = set(load.tokens)
         deadline = last_accept + DRAIN_LIMIT_SECONDS
@@ -293,6 +312,7 @@ def measure(events: int = DEFAULT_EVENTS, clients: int = CLIENTS, repo: Path = R
         drain=drain,
         lost=len(wanted - counts.keys()),
         duplicated=sum(1 for token, count in counts.items() if count > 1),
+        offered=rate,
         failures=len(load.failures),
         failure_samples=tuple(load.failures[:3]),
         load_average=(round(average[0], 2), round(average[1], 2), round(average[2], 2)),
@@ -303,9 +323,10 @@ def report(figures: Figures) -> list[tuple[str, bool]]:
     """Print the figures; return each target with whether it was met."""
     mark = {True: "✓", False: "✗"}
     met = figures.met
+    pace = f"offered {figures.offered:.0f} events/s" if figures.offered else "each client as fast as answered"
     print(
         f"   {figures.accepted:,} of {figures.events:,} events accepted in {figures.seconds:.1f} s by {CLIENTS} clients"
-        f" (singles and batches up to 100; template rules + {EXTRA_RULES} extra rules)"
+        f" (singles and batches up to 100; template rules + {EXTRA_RULES} extra rules; {pace})"
     )
     names = list(met)
     print(
@@ -333,10 +354,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.local_load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     parser.add_argument("--clients", type=int, default=CLIENTS)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=OFFERED_EVENTS_PER_SECOND,
+        help="events/s offered by all clients together (0: each client sends as soon as it has its answer)",
+    )
     parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose local stack runs")
     args = parser.parse_args(argv)
     print(f"Local stack under load ({args.repo})")
-    results = report(measure(args.events, args.clients, args.repo))
+    results = report(measure(args.events, args.clients, args.repo, args.rate))
     return 0 if all(met for _, met in results) else 1
 
 

@@ -400,6 +400,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class ApiHttpServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many clients connecting at once are queued, not reset (socketserver's default: 5)
 
     def __init__(self, gateway: Gateway, settings: Settings) -> None:
         self.gateway = gateway
