@@ -17,7 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 
 from correlator_cli import operations, rulesync
 from correlator_cli.http import ApiClient, ApiError
-from correlator_cli.logsearch import LogRecord, Query, search
+from correlator_cli.logsearch import LogRecord, Query, decompressed, search
 from correlator_cli.output import Output, console, errors, fail, print_json, print_table
 from correlator_cli.tail import LogFollower
 from correlator_cli.target import Target, TargetError, resolve_target
@@ -379,16 +379,21 @@ def logs_get(
     name: Annotated[str, typer.Argument(help="default.log (or current), or an archive name")] = "default.log",
     dest: Annotated[Path | None, typer.Option("--out", help="Write to this file (default: stdout)")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Keep archives gzip-compressed")] = False,
+    output: Annotated[
+        Output, typer.Option("--output", "-o", help="table: the lines as they are; json: one JSON object per line")
+    ] = Output.TABLE,
 ) -> None:
     """Download a log file (archives are decompressed unless --raw)."""
-    from correlator_cli.logsearch import decompressed
-
+    if raw and output is Output.JSON:
+        raise typer.BadParameter("--raw keeps the gzip bytes: it cannot be combined with --output json")
     try:
         download = _context(ctx).client.open(_log_path(name))
     except ApiError as error:
         _handle_api_error(error)
         return
     chunks: Iterator[bytes] = download.chunks if raw else decompressed(download.chunks)
+    if output is Output.JSON:
+        chunks = (_render(record, output).encode() for record in search(chunks, Query()))
     if dest is None:  # stdout stays open
         for chunk in chunks:
             sys.stdout.buffer.write(chunk)
@@ -450,18 +455,26 @@ def logs_tail(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep following, across rotations")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show first")] = 10,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between polls")] = 1.0,
+    output: Annotated[
+        Output, typer.Option("--output", "-o", help="table: the lines as they are; json: one JSON object per line")
+    ] = Output.TABLE,
 ) -> None:
     """The end of the current log; with -f, everything appended after it (Ctrl-C stops)."""
     follower = LogFollower(_context(ctx).client, interval=interval)
     out = sys.stdout.buffer
-    out.write(follower.start(lines))
-    out.flush()
+
+    def show(data: bytes) -> None:
+        if output is Output.JSON:
+            data = b"".join(_render(record, output).encode() for record in search(iter([data]), Query()))
+        out.write(data)
+        out.flush()
+
+    show(follower.start(lines))
     if not follow:
         return
     try:
         for data in follower.follow():
-            out.write(data)
-            out.flush()
+            show(data)
             for warning in follower.warnings:
                 errors.print(f"[yellow]warning:[/yellow] {warning}")
             follower.warnings.clear()

@@ -241,9 +241,14 @@ def test_logs_commands_list_download_delete_and_configure(run: Any, cli_stack: L
     run("logs", "settings", "--rotation-size-mb", "0", code=2)
     assert json.loads(run("logs", "settings", "-o", "json")) == {"rotation_size_mb": 50, "generations": 6}
     run("logs", "settings", "--generations", "12")
-    # tail -n prints the last lines of the current log
+    # tail -n prints the last lines of the current log (-o json: one object per line)
     run("send", "-t", "tail.me", "-k", "Req_cli_tail")
     wait_for(lambda: '"Req_cli_tail"' in run("logs", "tail", "-n", "50"), 30, "tail -n did not show the event")
+    tailed = [json.loads(line) for line in run("logs", "tail", "-n", "50", "-o", "json").splitlines()]
+    assert "Req_cli_tail" in {record["request_key"] for record in tailed}
+    current = [json.loads(line) for line in run("logs", "get", "-o", "json").splitlines()]
+    assert {"time", "level", "request_key", "type", "object", "info"} <= set(current[0])
+    run("logs", "get", archive, "--raw", "-o", "json", code=2)
 
 
 def test_the_tail_command_follows_until_interrupted(run: Any, cli_stack: LocalStack) -> None:
