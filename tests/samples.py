@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,3 +61,59 @@ def sqs_batch(messages: list[tuple[str, str]]) -> dict[str, Any]:
     """An SQS event of ``(message id, body)`` records, shaped like ``events/sqs/csv-delivery.json``."""
     template = _read_event("sqs/csv-delivery")["Records"][0]
     return {"Records": [{**template, "messageId": message_id, "body": body} for message_id, body in messages]}
+
+
+@dataclass(frozen=True)
+class HostileBody:
+    """A request body the request-body gate must refuse, and how (status and error code)."""
+
+    id: str
+    body: bytes
+    status: int
+    code: str
+    content_type: str = "application/json"
+
+
+def _deep(levels: int) -> bytes:
+    return b'{"type":"a","payload":' + b'{"a":' * levels + b"1" + b"}" * levels + b"}"
+
+
+# Every one of these crashed a handler (502) or was accepted and changed before the request-body gate.
+HOSTILE_BODIES = [
+    HostileBody("multipart-without-boundary", b"x", 415, "unsupported_media_type", "multipart/form-data"),
+    HostileBody(
+        "multipart-with-boundary", b"--b\r\n\r\n--b--", 415, "unsupported_media_type", "multipart/form-data; boundary=b"
+    ),
+    HostileBody(
+        "utf-16-charset",
+        '{"type":"a"}'.encode("utf-16"),
+        415,
+        "unsupported_media_type",
+        "application/json; charset=utf-16",
+    ),
+    HostileBody("nested-1000-levels", b"[" * 1000 + b"]" * 1000, 422, "validation_error"),
+    HostileBody("object-nested-1000-levels", _deep(1000), 422, "validation_error"),
+    HostileBody("object-nested-40-levels", _deep(40), 422, "validation_error"),
+    HostileBody(
+        "integer-over-int-string-limit", b'{"type":"a","payload":{"n":' + b"9" * 5000 + b"}}", 422, "validation_error"
+    ),
+    HostileBody("integer-over-64-bits", b'{"type":"a","payload":{"n":18446744073709551616}}', 422, "validation_error"),
+    HostileBody("raw-bytes", b'{"type":"a\xff"}', 400, "bad_request"),
+    HostileBody("cesu-8-surrogate", b'{"type":"a","info":"\xed\xa0\x80"}', 400, "bad_request"),
+    HostileBody("utf-16", '{"type":"a"}'.encode("utf-16"), 400, "bad_request"),
+    HostileBody("escaped-lone-surrogate", b'{"type":"a","info":"\\ud800"}', 400, "bad_request"),
+    HostileBody("nan", b'{"type":"a","payload":{"x":NaN}}', 400, "bad_request"),
+    HostileBody("infinity", b'{"type":"a","payload":{"x":-Infinity}}', 400, "bad_request"),
+    HostileBody("float-out-of-range", b'{"type":"a","payload":{"x":1e999}}', 422, "validation_error"),
+    HostileBody("empty", b"", 400, "bad_request"),
+    HostileBody("array", b'[{"type":"a"}]', 400, "bad_request"),
+]
+
+
+def with_raw_body(event: dict[str, Any], hostile: HostileBody) -> dict[str, Any]:
+    """``event`` carrying ``hostile``'s bytes as API Gateway passes them: text when UTF-8, else base64."""
+    try:
+        event["body"], event["isBase64Encoded"] = hostile.body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        event["body"], event["isBase64Encoded"] = base64.b64encode(hostile.body).decode("ascii"), True
+    return with_headers(event, Content_Type=hostile.content_type)

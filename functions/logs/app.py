@@ -16,7 +16,15 @@ from correlator.api import register_error_handlers
 from correlator.appender import S3Appender
 from correlator.audit import RouteKey, resolve_and_audit
 from correlator.errors import BadRequestError, NotFoundError
-from correlator.eventlog import CURRENT_KEY, CURRENT_NAME, EventLog, LogListing, LogSettings, archive_key
+from correlator.eventlog import (
+    CURRENT_KEY,
+    CURRENT_NAME,
+    EventLog,
+    LogListing,
+    LogSettings,
+    LogSettingsReplacement,
+    archive_key,
+)
 from correlator.internal import bus_emitter
 from correlator.logs import function_logger
 
@@ -107,8 +115,12 @@ def get_settings() -> LogSettings:
     return event_log.settings()
 
 
-@app.put("/logs/settings", summary="Replace the rotation settings (the writer applies them on its next batch)")
-def put_settings(settings: Annotated[LogSettings, Body()]) -> LogSettings:
+@app.put(
+    "/logs/settings",
+    summary="Replace both rotation settings (the writer applies them on its next batch)",
+    responses={422: {"description": "A field is missing, out of range or unknown: PUT replaces both"}},
+)
+def put_settings(settings: Annotated[LogSettingsReplacement, Body()]) -> LogSettings:
     event_log.save_settings(settings)
     # Fewer generations take effect now, not at the next rotation.
     pruned = event_log.prune(settings.generations)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -12,12 +14,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from correlator.eventlog import ARCHIVE_PREFIX, CURRENT_KEY, SETTINGS_KEY
 from tests.conftest import fresh_import
 from tests.probe import BUS_NAME, REGION, BusProbe
 from tests.s3_doubles import all_objects, s3_client
-from tests.samples import load_event, with_headers
+from tests.samples import HOSTILE_BODIES, HostileBody, load_event, with_headers, with_raw_body
 
 LOGS_MODULE = "functions.logs.app"
 LOG_BUCKET = "correlator-logs-api-test"
@@ -41,6 +45,10 @@ HOSTILE_NAMES = [
     "default.log.1795359159778.gz",
     "DEFAULT.LOG.1795359159778",
     "default.log.１７９５３５９１５９７７８",  # noqa: RUF001 - full-width digits match \d in Python
+    "default.log.١٧٩٥٣٥٩١٥٩٧٧٨",  # Arabic-Indic digits: \d took them, and int() read them (GET 302, DELETE 204)
+    "default.log.১৭৯৫৩৫৯১৫৯৭৭৮",  # Bengali digits
+    f"{OLD_ARCHIVE}\n",  # a trailing %0A was dropped by the route's $: the real archive was deleted
+    f"{OLD_ARCHIVE}/",
     "d" * 300,
 ]
 
@@ -331,6 +339,8 @@ def test_fewer_generations_prune_the_oldest_archives_at_once(call, s3, seeded):
 @pytest.mark.parametrize(
     ("body", "status"),
     [
+        ({"rotation_size_mb": 30}, 422),  # PUT replaces both: before, generations silently went back to 12
+        ({"generations": 3}, 422),
         ({"rotation_size_mb": 0, "generations": 6}, 422),
         ({"rotation_size_mb": 1025, "generations": 6}, 422),
         ({"rotation_size_mb": 20, "generations": 13}, 422),
@@ -342,6 +352,8 @@ def test_fewer_generations_prune_the_oldest_archives_at_once(call, s3, seeded):
         ([{"rotation_size_mb": 20}], 400),
     ],
     ids=[
+        "size-only",
+        "generations-only",
         "size-0",
         "size-1025",
         "generations-13",
@@ -432,3 +444,61 @@ def test_calls_succeed_when_the_bus_is_unreachable(call, seeded, s3, capsys, mak
     assert response.status == status, response.body
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert [blob.get("InternalEventsFailed") for blob in emitted] == [[1.0]]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_BODIES, ids=lambda hostile: hostile.id)
+def test_the_request_body_gate_guards_the_settings(call, s3, bus_probe, hostile: HostileBody):
+    # WHEN the settings body is one that crashed a handler or changed on the way
+    response = call(with_raw_body(request("put-settings"), hostile))
+
+    # THEN it is refused as documented, and nothing is saved
+    assert (response.status, response.json()["code"]) == (hostile.status, hostile.code)
+    assert all_objects(s3, LOG_BUCKET) == {}
+    assert_audited(bus_probe, "log.settings.update", "/logs/settings", hostile.status)
+
+
+@pytest.mark.parametrize("suffix", ["/", "\n", "%0A", "\t", " "])
+@pytest.mark.parametrize("sample", ["get-archive", "delete-archive"])
+def test_a_path_that_only_loosely_matches_the_archive_is_404(call, seeded, s3, sample: str, suffix: str):
+    # GIVEN the path as API Gateway passes it on (decoded), with the name right but something after it
+    event = request(sample, name=OLD_ARCHIVE)
+    event["path"] += suffix
+    event["requestContext"]["path"] += suffix
+
+    # WHEN / THEN it does not act on the real archive
+    assert assert_error(call(event), 404)["code"] == "not_found"
+    assert all_objects(s3, LOG_BUCKET) == seeded
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.one_of(
+        st.text(min_size=1, max_size=40),
+        st.from_regex(r"default\.log\.[0-9]{13}", fullmatch=True).map(lambda valid: valid + "\n"),
+        st.builds(
+            lambda digits, tail: "default.log." + digits + tail,
+            st.text(st.characters(categories=["Nd"]), min_size=13, max_size=13),
+            st.sampled_from(["", "/", "\n", "\x00", " ", "/.."]),
+        ),
+    ),
+    method=st.sampled_from(["get-archive", "delete-archive"]),
+)
+def test_no_name_outside_the_grammar_reaches_s3(call, seeded, s3, name: str, method: str):
+    # GIVEN every key the function asks S3 for is recorded
+    keys: list[str] = []
+    record = lambda params, **_: keys.append(params.get("Key", ""))  # noqa: E731
+    event_log = sys.modules["functions.logs.app"].event_log
+    event_log.s3.meta.events.register("provide-client-params.s3.*", record)
+    event = request(method, name=name)
+    try:
+        # WHEN any generated name is asked for
+        response = call(event)
+    finally:
+        event_log.s3.meta.events.unregister("provide-client-params.s3.*", record)
+
+    # THEN S3 only ever sees a key of the archive grammar (ASCII digits, nothing after them)
+    grammar = re.compile(r"logs/archive/default\.log\.[0-9]{13}")
+    assert all(grammar.fullmatch(key) for key in keys), keys
+    if not re.fullmatch(r"default\.log\.[0-9]{13}", name):
+        assert response.status == 404
+    assert all_objects(s3, LOG_BUCKET) == seeded or re.fullmatch(r"default\.log\.[0-9]{13}", name)

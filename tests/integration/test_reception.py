@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from correlator.event import parse_time
 from correlator.publisher import EventPublisher
 from tests.probe import BUS_NAME, BusProbe
-from tests.samples import body_of, load_event, post_events
+from tests.samples import HOSTILE_BODIES, HostileBody, body_of, load_event, post_events, with_raw_body
 
 API_KEY_ID = "k7ab2cd9ef"
 GENERATED_KEY = re.compile(r"^[A-Za-z0-9_-]{4}_[A-Za-z0-9_-]{18}$")
@@ -331,6 +331,58 @@ def test_a_naive_time_is_422(post: Post, bus_probe: BusProbe) -> None:
     details = assert_error(response, 422, "validation_error")
     assert where(details) == [(0, "time", "value_error")]
     assert bus_probe.drain() == []
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_BODIES, ids=lambda hostile: hostile.id)
+def test_the_request_body_gate_refuses_what_would_crash_or_change(
+    post: Post, bus_probe: BusProbe, hostile: HostileBody
+) -> None:
+    # GIVEN a body that is not well-formed UTF-8 JSON within the limits (each once crashed with a 502)
+    request = with_raw_body(post_events(), hostile)
+
+    # WHEN / THEN it is refused with the documented status and error body, and nothing is published
+    assert_error(post(request), hostile.status, hostile.code)
+    assert bus_probe.drain() == []
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        "0001-01-01T00:00:00+01:00",  # year 0 once in UTC: OverflowError (502) before
+        "9999-12-31T23:59:59-01:00",  # year 10000 once in UTC
+        "2026-11-22T14:52:39." + "1" * 45 + "Z",  # 65 characters: over the documented 64
+        "２０２６-11-22T14:52:39Z",  # noqa: RUF001 - fullwidth digits are not RFC 3339 digits
+    ],
+)
+def test_a_time_that_cannot_round_trip_is_422(post: Post, bus_probe: BusProbe, time: str) -> None:
+    # GIVEN / WHEN
+    response = post(post_events({"type": "a", "time": time}))
+
+    # THEN
+    details = assert_error(response, 422, "validation_error")
+    assert where(details) == [(0, "time", "value_error")]
+    assert bus_probe.drain() == []
+
+
+@pytest.mark.parametrize(
+    ("time", "stamped"),
+    [
+        ("0199-08-10T00:00:00Z", "0199-08-10T00:00:00.000Z"),  # was written "199-08-10T…": the log writer failed
+        ("0001-01-01T00:59:59.999+00:59", "0001-01-01T00:00:59.999Z"),
+        ("9999-12-31T23:59:59.9999Z", "9999-12-31T23:59:59.999Z"),
+    ],
+)
+def test_an_accepted_time_is_stamped_with_four_digit_years(
+    post: Post, bus_probe: BusProbe, time: str, stamped: str
+) -> None:
+    # GIVEN / WHEN
+    response = post(post_events({"type": "a", "time": time}))
+
+    # THEN the event is published with a time that reads back as the same instant
+    assert response.status == 200, response.body
+    [detail] = bus_probe.drain_details()
+    assert detail["time"] == stamped
+    assert parse_time(detail["time"]) == parse_time(time)
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from tests.integration.rules_fixtures import (
 )
 from tests.notification_doubles import IDEMPOTENCY_TABLE, create_idempotency_table
 from tests.probe import BUS_NAME, REGION, BusProbe
-from tests.samples import body_of, load_event, with_headers
+from tests.samples import HOSTILE_BODIES, HostileBody, body_of, load_event, with_headers, with_raw_body
 
 RULES_MODULE = "functions.rules.app"
 USER_ARN = "arn:aws:iam::123456789012:user/ops-admin"
@@ -424,6 +424,23 @@ def test_a_body_that_is_not_a_json_object_is_a_bad_request(api: RulesApi, body: 
     assert_error(response, 400, "bad_request")
     assert api.rule_names() == ["probe"]
     assert api.audit() == [audited("rule.create", "/rules", 400)]
+
+
+@pytest.mark.parametrize(
+    ("sample", "hostile"),
+    [("rules-create", hostile) for hostile in HOSTILE_BODIES]
+    + [(sample, hostile) for sample in ("rules-update", "rules-test") for hostile in HOSTILE_BODIES[:5]],
+    ids=lambda value: value.id if isinstance(value, HostileBody) else value,
+)
+def test_the_request_body_gate_guards_every_rules_route(created: RulesApi, hostile: HostileBody, sample: str) -> None:
+    # GIVEN / WHEN a body that once crashed a handler (502) or changed on the way
+    name = str(SAMPLE_RULE["name"])
+    response = created.call(with_raw_body(request(sample, name=name), hostile))
+
+    # THEN it is refused as documented, and the rules are as they were
+    assert_error(response, hostile.status, hostile.code)
+    assert created.rule_names() == sorted(["probe", name])
+    assert created.get(name).status == 200
 
 
 def test_an_array_of_rules_is_refused_not_cut_to_its_first_rule(created: RulesApi) -> None:

@@ -331,6 +331,28 @@ def test_any_offset_time_round_trips_to_the_same_utc_millisecond(moment: datetim
     assert parse_time(format_time(parsed)) == parsed
 
 
+@given(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999_999)),
+    st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59),
+)
+def test_every_time_is_refused_or_round_trips_over_the_whole_calendar(moment: datetime, offset_minutes: int) -> None:
+    # GIVEN any time of years 0001-9999 at any offset (before: years < 1000 were written "199-…", and the UTC
+    # conversion overflowed at both ends of the calendar)
+    text = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes))).isoformat()
+
+    # WHEN
+    try:
+        parsed = parse_time(text)
+    except ValueError:
+        return  # refused at the door (a 422), never a crash
+
+    # THEN what is written reads back as the same instant, and is written the same again
+    written = format_time(parsed)
+    assert re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z", written)
+    assert parse_time(written) == parsed
+    assert format_time(parse_time(written)) == written
+
+
 # ---- unknown and server-only fields ----
 
 

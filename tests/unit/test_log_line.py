@@ -447,3 +447,16 @@ def test_an_invalid_delivery_is_a_value_error(change: str):
     # WHEN / THEN rendering it raises ValueError (pydantic's ValidationError is one)
     with pytest.raises(ValueError):
         render_log_message(body)
+
+
+@pytest.mark.parametrize(
+    ("time", "written"),
+    [("0199-08-10T00:00:00Z", "0199-08-10T00:00:00.000Z"), ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z")],
+)
+def test_a_line_of_an_early_year_reads_back(time: str, written: str) -> None:
+    # GIVEN an event of a year below 1000 (before: written "199-08-10T…", which the writer could not read back)
+    line = format_log_line(make_event(time=time))
+
+    # THEN its time is written with four digits and renders again from its own delivery
+    assert line.startswith(written + ",")
+    assert Event.model_validate({**make_event(time=time).to_detail()}).time == make_event(time=written).time

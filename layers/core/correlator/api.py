@@ -7,18 +7,20 @@ not an object) or 422 (schema violations, each naming its field).
 
 from __future__ import annotations
 
-import json
+import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from correlator.errors import (
@@ -36,6 +38,7 @@ from correlator.event import (
     is_valid_request_key,
     new_request_key,
 )
+from correlator.jsonbody import decode_utf8, parse_json_object
 
 REQUEST_KEY_HEADERS = ("X-Request-Key", "X-Personium-RequestKey")
 RULE_CHAIN_HEADER = "X-Rule-Chain"
@@ -121,44 +124,87 @@ def _via(headers: Mapping[str, str]) -> list[str] | None:
     return hops
 
 
-def require_json_body(event: APIGatewayProxyEvent, max_bytes: int) -> None:
-    """Refuse a body that is not declared as JSON (415) or is larger than ``max_bytes`` (413)."""
+def require_json_body(event: APIGatewayProxyEvent, max_bytes: int) -> bytes:
+    """The raw body, once its media type (415) and size (413) are acceptable."""
     # Exactly what Powertools' validation parses as JSON (case-sensitive; no +json types): anything else would
-    # come back as a confusing 422 "unsupported content type".
-    content_type = (header(event, "Content-Type") or "").split(";")[0].strip()
-    if content_type and content_type != "application/json":
+    # come back as a confusing 422 "unsupported content type" (or crash its multipart parser).
+    content_type, _, parameters = (header(event, "Content-Type") or "").partition(";")
+    content_type = content_type.strip()
+    charset = _charset(parameters)
+    if (content_type and content_type != "application/json") or charset not in (None, "utf-8"):
+        refused = content_type if charset in (None, "utf-8") else f"{content_type}; charset={charset}"
         raise UnsupportedMediaTypeError(
-            f"Content-Type must be application/json, not {content_type[:100]}",
+            f"Content-Type must be application/json, not {refused[:100]}",
             [{"field": "Content-Type", "message": "unsupported media type"}],
         )
     body = event.body or ""
-    size = len(body) * 3 // 4 if event.is_base64_encoded else len(body.encode("utf-8"))
-    if size > max_bytes:
-        raise PayloadTooLargeError(
-            f"request body is {size} bytes; the limit is {max_bytes}",
-            [{"field": "body", "message": f"over {max_bytes} bytes"}],
-        )
+    if event.is_base64_encoded:
+        if len(body) * 3 // 4 > max_bytes + 2:
+            raise _too_large(len(body) * 3 // 4, max_bytes)
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except ValueError:
+            raise BadRequestError("request body is not valid base64") from None
+    else:
+        raw = body.encode("utf-8", "surrogatepass")
+    if len(raw) > max_bytes:
+        raise _too_large(len(raw), max_bytes)
+    return raw
 
 
-def require_json_object(event: APIGatewayProxyEvent) -> None:
-    """Refuse a body that is not a JSON object (400).
+def _charset(parameters: str) -> str | None:
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
 
-    Powertools' validation would take the first item of a JSON array as the body (dropping the rest)
-    and reports ``null`` or an empty body as a missing field.
-    """
-    try:
-        body = event.json_body
-    except (ValueError, TypeError):
-        raise BadRequestError("request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequestError("request body must be a JSON object")
+
+def _too_large(size: int, max_bytes: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"request body is {size} bytes; the limit is {max_bytes}",
+        [{"field": "body", "message": f"over {max_bytes} bytes"}],
+    )
 
 
 def check_json_request(event: APIGatewayProxyEvent, max_bytes: int) -> None:
-    """For a request that carries a body: JSON media type (415), at most ``max_bytes`` (413), an object (400)."""
-    if event.http_method in BODY_METHODS:
-        require_json_body(event, max_bytes)
-        require_json_object(event)
+    """The request-body gate: for a request that carries a body, application/json (415), at most
+    ``max_bytes`` (413), strict UTF-8 JSON within the limits of ``correlator.jsonbody`` (400/422), an
+    object (400). The parsed body is kept on the event, so validation reads exactly what was checked.
+    """
+    if event.http_method not in BODY_METHODS:
+        return
+    text = decode_utf8(require_json_body(event, max_bytes))
+    if not text.strip():
+        raise BadRequestError("request body must be a JSON object")
+    parsed = parse_json_object(text)
+    # Powertools reads both through functools.cached_property: seed them with what was checked.
+    event.__dict__["decoded_body"] = text
+    event.__dict__["json_body"] = parsed
+
+
+def check_exact_path(event: APIGatewayProxyEvent) -> None:
+    """Refuse (404) a path that only matches a route loosely: a trailing ``/``, or any character outside
+    printable ASCII (Powertools' ``$`` also matches before a trailing newline, so ``…%0A`` acted on ``…``).
+    Every path parameter of the API has an ASCII grammar.
+    """
+    path = event.path or "/"
+    if (len(path) > 1 and path.endswith("/")) or not all("!" <= char <= "~" for char in path):
+        raise NotFoundError("no such resource")
+
+
+class _GatedRequestValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, behind the request-body gate (it runs before any user middleware)."""
+
+    def __init__(self, max_body_bytes: int) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.max_body_bytes = max_body_bytes
+
+    def handler(self, app: EventHandlerInstance, next_middleware: NextMiddleware) -> Response[Any]:
+        event = cast("APIGatewayProxyEvent", app.current_event)
+        check_exact_path(event)
+        check_json_request(event, self.max_body_bytes)
+        return super().handler(app, next_middleware)
 
 
 def validation_error(
@@ -185,19 +231,15 @@ def register_error_handlers(
     locate: Callable[[tuple[Any, ...]], dict[str, Any]] | None = None,
     on_error: Callable[[CorrelatorError], None] | None = None,
 ) -> None:
-    """Install the request body check and the handlers that turn errors into the API's JSON error bodies.
+    """Install the request-body gate and the handlers that turn errors into the API's JSON error bodies.
 
-    Every request with a body goes through ``check_json_request``: before validation errors are
-    reported (a body of the wrong media type or size is refused as such, 415/413, not as a schema
-    violation), and before every route (Powertools' validation lets a JSON array through as its
-    first item).
+    Every request with a body goes through ``check_json_request`` before Powertools' validation
+    (which would crash on some bodies, and takes a JSON array's first item as the body) and before
+    any route: a body of the wrong media type, size or shape is refused as such, not as a schema
+    violation.
     """
-
-    def check_body(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
-        check_json_request(app.current_event, max_body_bytes)
-        return next_middleware(app)
-
-    app.use([check_body])
+    # Powertools runs request validation before every user middleware: the gate takes its place.
+    app._request_validation_middleware = _GatedRequestValidation(max_body_bytes)
 
     def respond(error: CorrelatorError) -> Response[dict[str, Any]]:
         if on_error is not None:
@@ -210,10 +252,6 @@ def register_error_handlers(
 
     @app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
     def _validation_error(error: RequestValidationError | RequestUnsupportedContentType) -> Response[dict[str, Any]]:
-        try:
-            check_json_request(app.current_event, max_body_bytes)
-        except CorrelatorError as refused:
-            return respond(refused)
         return respond(validation_error(error.errors(), locate))
 
     @app.not_found
@@ -223,8 +261,5 @@ def register_error_handlers(
 
 
 def json_body_or_none(event: APIGatewayProxyEvent) -> Any:
-    """The parsed JSON body, or None when it does not parse (for metrics and diagnostics only)."""
-    try:
-        return json.loads(event.decoded_body or "null")
-    except (ValueError, TypeError):
-        return None
+    """The body as the request-body gate parsed it, or None when it refused it (for metrics and diagnostics)."""
+    return event.__dict__.get("json_body")

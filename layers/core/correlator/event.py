@@ -30,6 +30,7 @@ MAX_SYSTEM_ID_CHARS = 256
 MAX_SUBJECT_CHARS = 2_048
 MAX_VIA_HOPS = 32
 MAX_URL_CHARS = 2_048
+MAX_TIME_CHARS = 64
 
 TYPE_PATTERN = r"^[A-Za-z0-9._:+-]{1,128}$"
 DATASET_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
@@ -37,7 +38,9 @@ EVENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 REQUEST_KEY_PATTERN = r"^[A-Za-z0-9_-]{0,128}$"
 _REQUEST_KEY_RE = re.compile(REQUEST_KEY_PATTERN)
 # RFC 3339 date-time (not every ISO 8601 form fromisoformat takes): fraction kept to microseconds.
-_RFC3339_RE = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,6})\d*)?([Zz]|[+-]\d{2}:\d{2})")
+_RFC3339_RE = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6})[0-9]*)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 class Level(StrEnum):
@@ -68,13 +71,23 @@ _DATASET_SCALARS = (str, int, float, bool, type(None))
 
 
 def format_time(value: datetime) -> str:
-    """RFC 3339 UTC with milliseconds and ``Z``: ``2026-11-22T14:52:39.778Z``."""
+    """RFC 3339 UTC with milliseconds and ``Z``: ``2026-11-22T14:52:39.778Z`` (always a four-digit year)."""
     value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # Not strftime("%Y"): glibc writes year 199 as "199", which nothing parses back.
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+        f".{value.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_time(value: Any) -> datetime:
-    """Parse an RFC 3339 timestamp with an explicit offset; return it in UTC, truncated to ms."""
+    """Parse an RFC 3339 timestamp with an explicit offset; return it in UTC, truncated to ms.
+
+    Only times that ``format_time`` writes back and this function reads back identically are
+    accepted: at most ``MAX_TIME_CHARS`` characters, and years 0001-9999 once converted to UTC.
+    """
+    if isinstance(value, str) and len(value) > MAX_TIME_CHARS:
+        raise ValueError(f"must be at most {MAX_TIME_CHARS} characters")
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str) and (match := _RFC3339_RE.fullmatch(value)):
@@ -89,7 +102,10 @@ def parse_time(value: Any) -> datetime:
         raise ValueError("must be an RFC 3339 timestamp with a UTC offset or Z, e.g. 2026-11-22T14:52:39.778Z")
     if parsed.tzinfo is None:
         raise ValueError("must carry a UTC offset or Z")
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must fall between years 0001 and 9999 once converted to UTC") from None
     return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
 
 

@@ -48,7 +48,8 @@ CONTENT_TYPE = "text/csv"
 GENERATION_META = "generation"
 UNCOMPRESSED_SIZE_META = "uncompressed-size"
 # Archive names are exactly "default.log." + an epoch in ms (13 digits until the year 2286).
-ARCHIVE_NAME_RE = re.compile(r"default\.log\.(\d{13})")
+# ASCII digits only: \d would also take other scripts' digits ("١٧٩٥…"), which int() reads as a number.
+ARCHIVE_NAME_RE = re.compile(r"default\.log\.([0-9]{13})")
 LOG_LINE_FORMAT_ENV = "LOG_LINE_FORMAT"
 
 
@@ -85,6 +86,13 @@ class LogSettings(BaseModel):
     @property
     def rotation_bytes(self) -> int:
         return self.rotation_size_mb * 1024 * 1024
+
+
+class LogSettingsReplacement(LogSettings):
+    """The body of ``PUT /logs/settings``: both fields, always (a PUT replaces; nothing falls back to a default)."""
+
+    rotation_size_mb: Annotated[int, Field(ge=1, le=1024, strict=True)]
+    generations: Annotated[int, Field(ge=1, le=12, strict=True)]
 
 
 class LogFile(BaseModel):
