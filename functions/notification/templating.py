@@ -7,7 +7,10 @@ Trust boundary: template *source* comes from the function's package (named sets)
 rule's config (inline; rules are written by IAM-authenticated admins, and Mako runs Python).
 Event data is untrusted: it is only ever a template *variable*, never source and never a path.
 HTML templates escape every ``${...}`` by default (``| n`` opts out); the table helpers return
-markup whose cells are already escaped.
+markup whose cells are already escaped. Escaping does not stop ``href="javascript:…"``, so in HTML
+templates every ``${...}`` in an attribute that takes a URL (``href``, ``src``, ``action``…) also goes
+through ``safe_url`` unless the template's own text before it already fixed the scheme (``:``, ``/``,
+``?`` or ``#``): a value whose scheme is not http, https, mailto or tel becomes ``about:invalid``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,63 @@ _CELL_STYLE = "padding:4px 10px;border:1px solid #d0d7de;text-align:left;vertica
 _HEAD_STYLE = _CELL_STYLE + ";background:#f6f8fa;font-weight:600"
 
 
+SAFE_URL_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
+UNSAFE_URL = "about:invalid#unsafe-url"
+URL_ATTRIBUTES = frozenset(
+    {"href", "src", "action", "formaction", "cite", "poster", "background", "data", "longdesc", "manifest", "ping"}
+    | {"xlink:href", "srcset", "codebase", "usemap", "icon", "lowsrc", "dynsrc", "archive", "classid", "profile"}
+)
+# An attribute with a quoted value that may hold ${...} expressions (which may hold quotes themselves).
+_ATTRIBUTE_RE = re.compile(
+    r"""(?P<name>[A-Za-z][A-Za-z0-9:_-]*)(?P<eq>\s*=\s*)(?P<q>["'])(?P<value>(?:\$\{[^}]*\}|(?!(?P=q))[^$]|\$(?!\{))*)(?P=q)"""
+)
+_EXPRESSION_RE = re.compile(r"\$\{([^}]*)\}")
+# What a browser ignores in a URL (tab and line breaks anywhere; control characters and spaces in front).
+_URL_IGNORED_RE = re.compile(r"[\t\n\r]")
+_SCHEME_RE = re.compile(r"([^/?#]*?):")
+
+
+def safe_url(value: Any) -> Any:
+    """``value`` unless it would give a URL a scheme other than http, https, mailto or tel (``javascript:``,
+    ``data:``, ``vbscript:``…); then ``about:invalid#unsafe-url``. Used in URL attributes of HTML templates.
+    """
+    text = _URL_IGNORED_RE.sub("", str(value)).lstrip(
+        "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f"
+        "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f "
+    )
+    scheme = _SCHEME_RE.match(text)
+    if scheme is not None and scheme.group(1).lower() not in SAFE_URL_SCHEMES:
+        return UNSAFE_URL
+    return value
+
+
+def guard_url_attributes(source: str) -> str:
+    """Mako preprocessor of HTML templates: ``${x}`` in a URL attribute becomes ``${x | safe_url}``.
+
+    Not when the template's own text before it in the attribute holds ``:``, ``/``, ``?`` or ``#``:
+    the author has fixed the scheme (``href="https://shop.example/orders/${event.object}"``).
+    """
+
+    def attribute(match: re.Match[str]) -> str:
+        if match["name"].lower() not in URL_ATTRIBUTES:
+            return match[0]
+        value = match["value"]
+        pieces, position = [], 0
+        for expression in _EXPRESSION_RE.finditer(value):
+            literal = _EXPRESSION_RE.sub("", value[: expression.start()])
+            pieces.append(value[position : expression.start()])
+            body = expression[1]
+            if any(char in literal for char in ":/?#"):
+                pieces.append(expression[0])
+            else:
+                pieces.append("${" + body + (", safe_url}" if "|" in body else " | safe_url}"))
+            position = expression.end()
+        pieces.append(value[position:])
+        return f"{match['name']}{match['eq']}{match['q']}{''.join(pieces)}{match['q']}"
+
+    return _ATTRIBUTE_RE.sub(attribute, source)
+
+
 class TemplateFormat(StrEnum):
     TEXT = "text"
     HTML = "html"
@@ -62,6 +122,13 @@ class TemplateFormat(StrEnum):
 
 # Text keeps Mako's default (``str``); HTML escapes every expression.
 _DEFAULT_FILTERS: dict[TemplateFormat, list[str]] = {TemplateFormat.TEXT: ["str"], TemplateFormat.HTML: ["h"]}
+# HTML templates also guard URL attributes (see the module docstring).
+_HTML_OPTIONS: dict[TemplateFormat, dict[str, Any]] = {
+    TemplateFormat.HTML: {
+        "preprocessor": guard_url_attributes,
+        "imports": ["from correlator.templating import safe_url"],
+    }
+}
 
 
 class TemplateError(Exception):
@@ -184,6 +251,7 @@ class TemplateRenderer:
                 default_filters=filters,
                 input_encoding="utf-8",
                 filesystem_checks=False,
+                **_HTML_OPTIONS.get(fmt, {}),
             )
             for fmt, filters in _DEFAULT_FILTERS.items()
         }
@@ -216,7 +284,9 @@ class TemplateRenderer:
 def _compile_inline(source: str, fmt: TemplateFormat) -> Template:
     # No lookup: an inline template cannot include or inherit files.
     # S702: HTML templates escape by default (the "h" filter), text templates are not HTML.
-    return Template(text=source, strict_undefined=True, default_filters=_DEFAULT_FILTERS[fmt])  # noqa: S702
+    return Template(  # noqa: S702
+        text=source, strict_undefined=True, default_filters=_DEFAULT_FILTERS[fmt], **_HTML_OPTIONS.get(fmt, {})
+    )
 
 
 def _render(template: Template, variables: Mapping[str, Any], label: str) -> str:

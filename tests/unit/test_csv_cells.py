@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import unicodedata
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from correlator.csvfiles import (
     CsvHeaderError,
@@ -27,7 +31,7 @@ from correlator.csvfiles import (
         ("+33 1 23 45 67 89", False, "'+33 1 23 45 67 89"),
         ("-cmd|' /C calc'!A0", False, "'-cmd|' /C calc'!A0"),
         ("@SUM(A1:A9)", False, "'@SUM(A1:A9)"),
-        ("\t=1", False, "'\t=1"),
+        ("\t=1", False, "\t'=1"),  # TAB separates fields: the field after it is neutralised
         ("\r=1", False, "'\r=1"),
         ("a=1", False, "a=1"),
         ("'quoted", False, "'quoted"),
@@ -57,6 +61,41 @@ def test_cells_are_neutralised_unless_numeric_numbers(value: Any, numeric: bool,
 @pytest.mark.parametrize("text", ["=x", "+x", "-x", "@x", "\tx", "\rx", "'=x", "''-x", "x", "", "'", "'x", "''"])
 def test_restore_undoes_neutralise(text: str):
     assert restore(neutralise(text)) == text
+
+
+# Cells a spreadsheet still evaluated after the first-character guard (each passed it before).
+@pytest.mark.parametrize(
+    ("text", "cell"),
+    [
+        (" =1+1", "' =1+1"),  # leading space
+        ("\u00a0=1+1", "'\u00a0=1+1"),  # no-break space
+        ("\u3000=1+1", "'\u3000=1+1"),  # ideographic space
+        ("\n=1+1", "'\n=1+1"),
+        ("\u200b=1+1", "'\u200b=1+1"),  # zero-width space
+        ("\ufeff@SUM(A1)", "'\ufeff@SUM(A1)"),  # byte-order mark
+        ("\u2060\u200d-2+3", "'\u2060\u200d-2+3"),  # word joiner, zero-width joiner
+        ("＝1+1", "'＝1+1"),  # noqa: RUF001 - fullwidth equals sign
+        ("＋1", "'＋1"),  # noqa: RUF001 - fullwidth plus sign
+        ("﹫x", "'﹫x"),  # small commercial at
+        ("a;=1+1", "a;'=1+1"),  # a spreadsheet told to split on ; evaluates the second field
+        ("a; =cmd()", "a;' =cmd()"),
+        ("x\t@y", "x\t'@y"),
+        ("a|+1", "a|'+1"),
+        ("=1;=2", "'=1;'=2"),
+    ],
+)
+def test_what_a_spreadsheet_evaluates_is_neutralised(text: str, cell: str):
+    assert format_cell(text) == cell
+    assert restore(cell) == text
+
+
+@given(st.text(alphabet=st.sampled_from(list("=+-@'; \t|a1\u200b\u00a0＝＋\r\n")), max_size=12))  # noqa: RUF001
+def test_neutralise_is_exact_and_leaves_no_field_starting_a_formula(text: str):
+    cell = neutralise(text)
+    assert restore(cell) == text
+    for part in re.split(r"[;\t|]", cell):
+        start = unicodedata.normalize("NFKC", part.lstrip(" \u00a0\u200b\r\n"))
+        assert not start.startswith(("=", "+", "-", "@")), (text, cell)
 
 
 def test_records_are_rfc_4180_with_crlf():

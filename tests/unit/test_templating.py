@@ -159,6 +159,67 @@ def test_the_default_html_template_escapes_payload_markup(renderer: TemplateRend
     assert "&lt;script&gt;steal()&lt;/script&gt;" in message.html
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(document.cookie)",  # was written href="javascript:…": escaping does not check schemes
+        "JavaScript:alert(1)",
+        " \tjava\nscript:alert(1)",  # browsers drop tabs and line breaks, and leading spaces
+        "\x01javascript:alert(1)",
+        "data:text/html;base64,PHNjcmlwdD4=",
+        "vbscript:msgbox(1)",
+    ],
+)
+def test_event_data_in_a_url_attribute_cannot_be_a_script_url(renderer: TemplateRenderer, url: str) -> None:
+    # GIVEN an HTML template that links to a URL taken from the event, in every URL attribute style
+    html = (
+        "<a href=\"${payload['url']}\">a</a><img src='${event.object}'>"
+        "<form action=\"${payload['url'] | h}\"></form><a href=\"${payload['first']}${payload['rest']}\">b</a>"
+    )
+    delivery = delivery_with(
+        config=inline(subject="s", html=html),
+        object=url,
+        payload={"url": url, "first": "javascript", "rest": ":alert(1)"},
+    )
+
+    # WHEN
+    message = compose_email(delivery, renderer, SENDER)
+
+    # THEN no attribute carries the script URL; each is the inert about:invalid
+    assert message.html is not None
+    assert "script:" not in message.html.lower().replace("\t", "").replace("\n", "")
+    assert "data:" not in message.html
+    assert message.html.count("about:invalid#unsafe-url") == 4
+
+
+@pytest.mark.parametrize(
+    ("url", "rendered"),
+    [
+        ("https://shop.example/orders/1?a=1&b=2", "https://shop.example/orders/1?a=1&amp;b=2"),
+        ("mailto:ops@example.com", "mailto:ops@example.com"),
+        ("/orders/1", "/orders/1"),
+        ("orders/14:52", "orders/14:52"),
+    ],
+)
+def test_safe_urls_in_attributes_are_kept(renderer: TemplateRenderer, url: str, rendered: str) -> None:
+    delivery = delivery_with(
+        config=inline(subject="s", html="<a href=\"${payload['url']}\">x</a>"), payload={"url": url}
+    )
+    assert compose_email(delivery, renderer, SENDER).html == f'<a href="{rendered}">x</a>'
+
+
+def test_a_url_attribute_whose_scheme_the_template_fixed_is_only_escaped(renderer: TemplateRenderer) -> None:
+    # GIVEN the template's own text decides the scheme; event data is a path or query part
+    html = '<a href="https://shop.example/orders/${event.object}?t=${event.time}">x</a><p title="${event.object}"></p>'
+    delivery = delivery_with(config=inline(subject="s", html=html), object="javascript:x")
+
+    # WHEN / THEN it is escaped as any value, not replaced
+    message = compose_email(delivery, renderer, SENDER)
+    assert message.html is not None
+    assert message.html.startswith('<a href="https://shop.example/orders/javascript:x?t=')
+    assert '<p title="javascript:x">' in message.html
+
+
 def test_html_escaping_can_be_turned_off_explicitly_with_the_n_filter(renderer: TemplateRenderer) -> None:
     # GIVEN a template author who opts out for one expression
     delivery = delivery_with(config=inline(subject="s", html="${'<hr>' | n}${'<hr>'}"))

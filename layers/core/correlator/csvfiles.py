@@ -7,9 +7,12 @@ payload keys); every later row follows the header the file already has, read bac
 ranged GET: missing keys leave empty cells, keys without a column are dropped (and reported).
 
 A cell that a spreadsheet would read as a formula (it starts with ``=``, ``+``, ``-``, ``@``,
-TAB or CR) is written with a leading ``'`` (OWASP's advice against CSV injection), except a
-number in a column the rule declares ``numeric``. Header cells are neutralised the same way. A
-cell already starting with quotes before such a character gets one more, so ``restore`` is exact.
+TAB or CR, once leading whitespace and zero-width characters are skipped and fullwidth forms
+folded, ``＝`` being ``=``) is written with a leading ``'`` (OWASP's advice against CSV injection),
+except a number in a column the rule declares ``numeric``; so is every part of a cell between
+``;``, TAB or ``|`` that would, for a spreadsheet told to split on those. Header cells are
+neutralised the same way. A part already starting with quotes before such a character gets one
+more, so ``restore`` is exact.
 
 One SQS batch is one append per file (``S3Appender``: conditional writes, server-side copy once
 the file is 5 MiB or more), so the cost of a batch does not grow with the file and concurrent
@@ -24,6 +27,7 @@ import io
 import logging
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -51,7 +55,11 @@ TIMESTAMP_COLUMN = "timestamp"
 EVENT_ID_COLUMN = "event_id"
 HEADER_PROBE_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 1024 * 1024
-_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Fields a spreadsheet may split a cell into when told another separator than the comma.
+_SEPARATOR_RE = re.compile(r"[^;\t|]+")
+# Format (zero-width joiners, BOM, bidi marks), control and unassigned characters: invisible, skipped.
+_INVISIBLE = frozenset({"Cf", "Cc", "Cn", "Zs", "Zl", "Zp"})
 
 # Result ``info`` of each delivery: written, skipped (not a dataset event) or an error code.
 WRITTEN = "written"
@@ -68,21 +76,38 @@ class CsvHeaderError(Exception):
 # ---- cells and records ----------------------------------------------------------------------
 
 
+def _inert_start(text: str) -> str:
+    """``text`` as a spreadsheet sees its start: compatibility forms folded (fullwidth ``＝`` is ``=``),
+    and leading whitespace, zero-width and other invisible characters skipped (they do not stop a formula).
+    """
+    index = 0
+    while index < len(text) and (text[index].isspace() or unicodedata.category(text[index]) in _INVISIBLE):
+        index += 1
+    return unicodedata.normalize("NFKC", text[index : index + 8])
+
+
 def _starts_like_a_formula(text: str) -> bool:
     # Quotes already in front count too, so that neutralise is reversible: "'=x" -> "''=x".
-    return text.lstrip(NEUTRALISER).startswith(FORMULA_PREFIXES)
+    return _inert_start(text.lstrip(NEUTRALISER)).startswith(FORMULA_PREFIXES)
 
 
 def neutralise(text: str) -> str:
-    """``text`` made inert for spreadsheets: a leading ``'`` when it starts like a formula."""
-    return NEUTRALISER + text if _starts_like_a_formula(text) else text
+    """``text`` made inert for spreadsheets: a ``'`` before every field that would start a formula.
+
+    A field is the whole cell, or any part of it between separators a spreadsheet may be told to
+    split on (``;``, TAB, ``|``): ``a;=cmd()`` is written ``a;'=cmd()``.
+    """
+    return _SEPARATOR_RE.sub(lambda part: NEUTRALISER + part[0] if _starts_like_a_formula(part[0]) else part[0], text)
 
 
 def restore(text: str) -> str:
     """The text ``neutralise`` was given (a cell read back from a file)."""
-    if text.startswith(NEUTRALISER) and _starts_like_a_formula(text[1:]):
-        return text[1:]
-    return text
+    return _SEPARATOR_RE.sub(
+        lambda part: (
+            part[0][1:] if part[0].startswith(NEUTRALISER) and _starts_like_a_formula(part[0][1:]) else part[0]
+        ),
+        text,
+    )
 
 
 def is_number(value: Any) -> bool:
