@@ -2,7 +2,7 @@
 #   make run     the whole system locally (moto as the embedded AWS), no AWS account needed; state kept
 #   make clean-state   forget the local stack's saved state (the next `make run` starts fresh)
 #   make test    lint + every test (unit, integration, local stack, template/build)
-#   make lint    ruff, mypy, cfn-lint
+#   make lint    ruff, mypy, cfn-lint, checkov (template.yaml; findings not fixed are suppressed in place)
 #   make build   sam build (python3.13/arm64 wheels, no Docker)
 #   make bench   benchmark figures (ratios against a baseline measured in the same run; BENCH_LOCAL_EVENTS=0
 #                skips the local stack's load figure)
@@ -11,6 +11,8 @@
 PYTHON ?= python3
 VENV := .venv
 SAM_VENV := .venv-sam
+# checkov pins its own boto3: it gets a virtualenv of its own, like the SAM CLI.
+CHECKOV_VENV ?= .venv-checkov
 PY := $(VENV)/bin/python
 comma := ,
 SAM := $(SAM_VENV)/bin/sam
@@ -48,6 +50,11 @@ $(VENV)/.installed: $(VENV)/.run-installed requirements-dev.txt
 	$(call venv_install,$(VENV),-r requirements-dev.txt)
 	touch $@
 
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet "checkov>=3.3,<3.4"
+	touch $@
+
 $(SAM_VENV)/.installed:
 	$(call venv_install,$(SAM_VENV),'aws-sam-cli>=1.170$(comma)<2')
 	touch $@
@@ -60,11 +67,13 @@ run: $(VENV)/.run-installed
 clean-state:
 	rm -rf "$${CORRELATOR_STATE_DIR:-.local-state}"
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation \
+		--skip-download --compact --quiet
 
 test: lint $(SAM_VENV)/.installed
 	$(VENV)/bin/pytest

@@ -8,7 +8,7 @@ ranged GET: missing keys leave empty cells, keys without a column are dropped (a
 
 A cell that a spreadsheet would read as a formula (it starts with ``=``, ``+``, ``-``, ``@``,
 TAB or CR, once leading whitespace and zero-width characters are skipped and fullwidth forms
-folded, ``＝`` being ``=``) is written with a leading ``'`` (OWASP's advice against CSV injection),
+folded, U+FF1D being ``=``) is written with a leading ``'`` (OWASP's advice against CSV injection),
 except a number in a column the rule declares ``numeric``; so is every part of a cell between
 ``;``, TAB or ``|`` that would, for a spreadsheet told to split on those. Header cells are
 neutralised the same way. A part already starting with quotes before such a character gets one
@@ -77,7 +77,7 @@ class CsvHeaderError(Exception):
 
 
 def _inert_start(text: str) -> str:
-    """``text`` as a spreadsheet sees its start: compatibility forms folded (fullwidth ``＝`` is ``=``),
+    """``text`` as a spreadsheet sees its start: compatibility forms folded (fullwidth U+FF1D is ``=``),
     and leading whitespace, zero-width and other invisible characters skipped (they do not stop a formula).
     """
     index = 0
