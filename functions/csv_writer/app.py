@@ -14,6 +14,7 @@ from correlator.action import QueueRunner
 from correlator.appender import S3Appender
 from correlator.csvfiles import CsvAction
 from correlator.internal import bus_emitter
+from correlator.ledger import append_ledger
 from correlator.logs import function_logger
 
 logger = function_logger()
@@ -22,7 +23,7 @@ metrics = Metrics()
 
 
 runner = QueueRunner(
-    CsvAction(S3Appender(aws.client("s3"), os.environ["DATA_BUCKET_NAME"])),
+    CsvAction(S3Appender(aws.client("s3"), os.environ["DATA_BUCKET_NAME"]), ledger=append_ledger("csv-writer")),
     emitter=bus_emitter(metrics),
     metrics=metrics,
 )

@@ -14,6 +14,7 @@ from correlator.action import QueueRunner
 from correlator.appender import S3Appender
 from correlator.eventlog import EventLog, LogLineFormat
 from correlator.internal import bus_emitter
+from correlator.ledger import append_ledger
 from correlator.logs import function_logger
 from functions.log_writer.logwriter import LogAction
 
@@ -22,7 +23,7 @@ tracer = Tracer()
 metrics = Metrics()
 runner = QueueRunner(
     LogAction(
-        EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"])),
+        EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"]), ledger=append_ledger("log-writer")),
         LogLineFormat.from_env(os.environ),
     ),
     emitter=bus_emitter(metrics),
@@ -34,5 +35,5 @@ runner = QueueRunner(
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    # One append per batch; if it fails, the whole batch is retried: nothing was written.
+    # One append per batch, exactly once under redelivery; if it fails, the whole batch is retried.
     return runner.handle(event)

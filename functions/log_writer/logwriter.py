@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from correlator.action import BatchOutcome, Result, check_delivery
@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 WRITTEN = "written"
 ROTATED = "rotated"
 ROTATION_FAILED = "rotation_failed"
+ALREADY_WRITTEN = "already_written"
 LEVEL_ACTIONS: dict[str, Level | None] = {
     "log": None,
     "log.info": Level.INFO,
@@ -50,7 +51,8 @@ def render_log_message(body: str, line_format: LogLineFormat = LogLineFormat.PER
 class LogAction:
     """The log action: a batch of deliveries appended to the event log in one request, then rotated if due.
 
-    Lines are at least once and emit no result event (the log action cannot feed a rule loop).
+    Lines are exactly once with a ledger (``correlator.ledger``), else at least once; no result event (the
+    log action cannot feed a rule loop).
     """
 
     spec: ClassVar[ActionSpec] = spec_of("log")
@@ -59,6 +61,7 @@ class LogAction:
         WRITTEN: "LogLinesWritten",
         ROTATED: "LogRotations",
         ROTATION_FAILED: "LogRotationFailed",
+        ALREADY_WRITTEN: "LogLinesAlreadyWritten",
     }
     reports: ClassVar[bool] = False
     parse = staticmethod(parse_log_delivery)
@@ -67,20 +70,44 @@ class LogAction:
         self.log = log
         self.line_format = line_format
 
-    def perform_batch(self, deliveries: Sequence[tuple[str, Delivery[LogConfig]]]) -> BatchOutcome:
-        """Append every line in one request (a failure fails the batch: nothing was written), then rotate if due."""
+    def perform_batch(
+        self, deliveries: Sequence[tuple[str, Delivery[LogConfig]]], redelivered: Collection[str] = ()
+    ) -> BatchOutcome:
+        """Append every line in one request (a failure fails the batch: nothing was written), then rotate if due.
+
+        A redelivered message whose line an earlier append wrote (its writer died before acknowledging)
+        is not appended again; then the rotation that writer may have left half done is completed.
+        """
+        written = self.log.already_appended([message_id for message_id, _ in deliveries if message_id in redelivered])
+        outcome = BatchOutcome(
+            {
+                message_id: Result(ALREADY_WRITTEN if message_id in written else WRITTEN, WRITTEN)
+                for message_id, _ in deliveries
+            }
+        )
+        pending = [(message_id, delivery) for message_id, delivery in deliveries if message_id not in written]
         settings = self.log.settings()
-        state = self.log.append("".join(log_line(delivery, self.line_format) for _, delivery in deliveries))
-        outcome = BatchOutcome({message_id: Result(WRITTEN, WRITTEN) for message_id, _ in deliveries})
-        logger.info("appended", extra={"lines": len(deliveries), "size": state.size})
-        if state.size >= settings.rotation_bytes:
-            # The lines are safe; a failed rotation is retried by the next batch (it is idempotent).
-            try:
-                rotated, pruned = self.log.rotate_and_prune(settings)
-            except Exception:
-                logger.exception("rotation failed; the next batch retries it")
-                outcome.counts[ROTATION_FAILED] = 1
-            else:
-                logger.info("rotated", extra={"archive": rotated, "pruned": pruned})
-                outcome.counts[ROTATED] = 1 if rotated else 0
+        if pending:
+            state = self.log.append(
+                "".join(log_line(delivery, self.line_format) for _, delivery in pending),
+                [message_id for message_id, _ in pending],
+            )
+            logger.info("appended", extra={"lines": len(pending), "size": state.size})
+            if state.size < settings.rotation_bytes:
+                return outcome
+        elif not written:
+            return outcome
+        try:
+            rotated, pruned = self.log.rotate_and_prune(settings)
+        except Exception:
+            outcome.counts[ROTATION_FAILED] = 1
+            if self.log.ledger is not None:
+                # The lines are written and recorded: failing the batch gets it redelivered, which completes
+                # the rotation without appending them again (a half-done one shows its lines twice meanwhile).
+                logger.exception("rotation failed; the batch is redelivered to complete it")
+                raise
+            logger.exception("rotation failed; the next batch retries it")
+        else:
+            logger.info("rotated", extra={"archive": rotated, "pruned": pruned})
+            outcome.counts[ROTATED] = 1 if rotated else 0
         return outcome

@@ -248,7 +248,7 @@ def test_quoting_and_formula_injection_round_trip(invoke, s3):
         "formula": '\'=HYPERLINK("http://evil.example","x")',
         "plus": "'+1",
         "at": "'@SUM(A1)",
-        "tab": "'\t=1",
+        "tab": "\t'=1",  # TAB may separate fields: the field after it is neutralised
         "cr": "'\r=1",
         "quoted": "''=1",
         "amount": "-12.5",

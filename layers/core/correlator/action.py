@@ -23,7 +23,7 @@ every action:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
@@ -113,8 +113,13 @@ class QueueAction(Protocol[ConfigT]):
         """The delivery in a queue message; ``ValueError`` when it is not one."""
         ...
 
-    def perform_batch(self, deliveries: Sequence[tuple[str, Delivery[ConfigT]]]) -> BatchOutcome:
-        """Perform every ``(message id, delivery)``; raise to fail the whole batch (nothing was written)."""
+    def perform_batch(
+        self, deliveries: Sequence[tuple[str, Delivery[ConfigT]]], redelivered: Collection[str]
+    ) -> BatchOutcome:
+        """Perform every ``(message id, delivery)``; raise to fail the whole batch (nothing was written).
+
+        ``redelivered``: the message ids SQS delivered before (an earlier attempt may have written them).
+        """
         ...
 
 
@@ -274,7 +279,8 @@ class QueueRunner:
                 continue
             deliveries.append((record["messageId"], delivery))
         counts = {"invalid": len(failures)}
-        outcome = self.action.perform_batch(deliveries) if deliveries else BatchOutcome()
+        redelivered = {record["messageId"] for record in records if _receive_count(record) > 1}
+        outcome = self.action.perform_batch(deliveries, redelivered) if deliveries else BatchOutcome()
         events = []
         for message_id, delivery in deliveries:
             result = outcome.results[message_id]
@@ -297,3 +303,7 @@ class QueueRunner:
         with self._processor(records=records, handler=hand_back):
             self._processor.process()
         return self._processor.response()
+
+
+def _receive_count(record: Mapping[str, Any]) -> int:
+    return int((record.get("attributes") or {}).get("ApproximateReceiveCount") or "1")

@@ -99,8 +99,10 @@ class S3Appender:
         content_type: str,
         header: bytes = b"",
         new_metadata: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> ObjectState:
-        """Append ``data`` to ``key``; ``header`` and ``new_metadata`` apply only when creating it.
+        """Append ``data`` to ``key``; ``header`` and ``new_metadata`` apply only when creating it,
+        ``metadata`` is set by every append (over what the object has), in the same write as the bytes.
 
         ``data`` may be a function of the object's state (None: it does not exist yet), called on
         every attempt, for bytes that depend on what is already there (e.g. a CSV file's header);
@@ -114,14 +116,16 @@ class S3Appender:
                 chunk = data(state) if callable(data) else data
                 if state is None:
                     body = header + chunk
-                    etag = self._put(key, body, content_type, dict(new_metadata or {}), if_none_match=True)
-                    return ObjectState(etag, len(body), dict(new_metadata or {}))
+                    created = {**(new_metadata or {}), **(metadata or {})}
+                    etag = self._put(key, body, content_type, created, if_none_match=True)
+                    return ObjectState(etag, len(body), created)
+                updated = {**state.metadata, **(metadata or {})}
                 if state.size < self._copy_threshold:
                     current = self.read(key, state)
-                    etag = self._put(key, current + chunk, content_type, state.metadata, if_match=state.etag)
+                    etag = self._put(key, current + chunk, content_type, updated, if_match=state.etag)
                 else:
-                    etag = self._copy_and_extend(key, state, chunk, content_type)
-                return ObjectState(etag, state.size + len(chunk), state.metadata)
+                    etag = self._copy_and_extend(key, state, chunk, content_type, updated)
+                return ObjectState(etag, state.size + len(chunk), updated)
             except ClientError as error:
                 if not (is_conflict(error) or (state is not None and is_missing(error))):
                     raise
@@ -133,9 +137,11 @@ class S3Appender:
     ) -> str:
         """Rewrite ``key`` as its bytes from ``offset`` on, if it is still ``state``; return the ETag.
 
-        Used to drop a prefix that has been archived. Raises ``ClientError`` (412) when the
-        object changed since ``state`` was read.
+        Used to drop a prefix that has been archived. The object keeps its metadata, with
+        ``metadata`` over it. Raises ``ClientError`` (412) when the object changed since ``state``
+        was read.
         """
+        metadata = {**state.metadata, **metadata}
         remainder = state.size - offset
         if remainder < self._copy_threshold:
             body = self.read(key, state, start=offset) if remainder > 0 else b""
@@ -229,9 +235,11 @@ class S3Appender:
             "ETag"
         ]
 
-    def _copy_and_extend(self, key: str, state: ObjectState, data: bytes, content_type: str) -> str:
+    def _copy_and_extend(
+        self, key: str, state: ObjectState, data: bytes, content_type: str, metadata: Mapping[str, str]
+    ) -> str:
         upload = self.s3.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=state.metadata
+            Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=dict(metadata)
         )
         try:
             copied = self.s3.upload_part_copy(

@@ -16,8 +16,8 @@ more, so ``restore`` is exact.
 
 One SQS batch is one append per file (``S3Appender``: conditional writes, server-side copy once
 the file is 5 MiB or more), so the cost of a batch does not grow with the file and concurrent
-writers never lose or double a row. Rows are at least once: a redelivered message is appended
-again (add the ``event_id`` column to deduplicate downstream).
+writers never lose or double a row. Rows are exactly once under redelivery: with a ledger
+(``correlator.ledger``), a message redelivered after its append landed is not appended again.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import logging
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,6 +40,7 @@ from correlator.configs import CsvConfig
 from correlator.csvkeys import InvalidKeyError, key_values, render_key
 from correlator.delivery import Delivery, parse_delivery
 from correlator.event import Kind, Level, format_time
+from correlator.ledger import AppendLedger
 from correlator.registry import ActionSpec, spec_of
 
 if TYPE_CHECKING:
@@ -225,7 +226,10 @@ def render_rows(rows: Sequence[CsvRow], header: Sequence[str]) -> bytes:
 
 
 class CsvAction:
-    """The csv action: a batch of deliveries, one append per file, a result per delivery (at least once)."""
+    """The csv action: a batch of deliveries, one append per file, a result per delivery.
+
+    Rows are exactly once with a ledger (``correlator.ledger``); result events are at least once.
+    """
 
     spec: ClassVar[ActionSpec] = spec_of("csv")
     metrics: ClassVar[Mapping[str, str]] = {
@@ -240,22 +244,44 @@ class CsvAction:
     reports: ClassVar[bool] = True
     parse = staticmethod(parse_delivery)
 
-    def __init__(self, appender: S3Appender) -> None:
+    def __init__(self, appender: S3Appender, *, ledger: AppendLedger | None = None) -> None:
         self.appender = appender
+        self.ledger = ledger
 
-    def perform_batch(self, deliveries: Sequence[tuple[str, Delivery[CsvConfig]]]) -> BatchOutcome:
-        """Write the deliveries' rows, one append per file; a file that cannot be appended to fails its rows."""
+    def perform_batch(
+        self, deliveries: Sequence[tuple[str, Delivery[CsvConfig]]], redelivered: Collection[str] = ()
+    ) -> BatchOutcome:
+        """Write the deliveries' rows, one append per file; a file that cannot be appended to fails its rows.
+
+        With a ledger, a message in ``redelivered`` whose row an earlier append wrote is not written again.
+        """
         outcome = BatchOutcome()
         files: dict[str, list[CsvRow]] = {}
         for message_id, delivery in deliveries:
             row = self._row(message_id, delivery, outcome)
             if row is not None:
                 files.setdefault(row.key, []).append(row)
+        self._skip_appended(files, redelivered, outcome)
         for key, rows in files.items():
-            self._write_file(key, rows, outcome)
+            if rows:
+                self._write_file(key, rows, outcome)
         outcome.counts[DROPPED] = sum(len((r.payload or {}).get("dropped", [])) for r in _results(outcome))
         logger.info("csv batch", extra={"files": len(files), "rows": sum(len(rows) for rows in files.values())})
         return outcome
+
+    def _skip_appended(
+        self, files: dict[str, list[CsvRow]], redelivered: Collection[str], outcome: BatchOutcome
+    ) -> None:
+        """Take out of ``files`` the redelivered rows an earlier append wrote; they are written."""
+        candidates = [row.message_id for rows in files.values() for row in rows if row.message_id in redelivered]
+        if self.ledger is None or not candidates:
+            return
+        appended = self.ledger.committed(self.appender, candidates)
+        for key, rows in files.items():
+            for row in rows:
+                if row.message_id in appended:
+                    outcome.results[row.message_id] = Result(WRITTEN, WRITTEN, key)
+            files[key] = [row for row in rows if row.message_id not in appended]
 
     def _row(self, message_id: str, delivery: Delivery[CsvConfig], outcome: BatchOutcome) -> CsvRow | None:
         config, event = delivery.config, delivery.event
@@ -302,7 +328,16 @@ class CsvAction:
                 return header_record(new_columns) + render_rows(rows, [neutralise(name) for name in new_columns])
             return render_rows(rows, self.read_header(key, state))
 
-        return self.appender.append(key, records_for, content_type=CONTENT_TYPE, header=header_record(new_columns))
+        if self.ledger is None:
+            return self.appender.append(key, records_for, content_type=CONTENT_TYPE, header=header_record(new_columns))
+        return self.ledger.append(
+            self.appender,
+            key,
+            records_for,
+            [row.message_id for row in rows],
+            content_type=CONTENT_TYPE,
+            header=header_record(new_columns),
+        )
 
     def read_header(self, key: str, state: ObjectState) -> list[str]:
         """The header cells of ``key`` as of ``state`` (a ranged GET of its first record)."""

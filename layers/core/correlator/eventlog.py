@@ -24,7 +24,7 @@ import logging
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from correlator.appender import ObjectState, S3Appender, is_conflict, is_missing
 from correlator.event import Event, Level, format_time, new_request_key
+from correlator.ledger import AppendLedger
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -172,8 +173,11 @@ def _epoch_ms() -> int:
 class EventLog:
     """The event log in one bucket: append, rotate, prune, list, settings."""
 
-    def __init__(self, appender: S3Appender, *, clock: Callable[[], int] = _epoch_ms) -> None:
+    def __init__(
+        self, appender: S3Appender, *, ledger: AppendLedger | None = None, clock: Callable[[], int] = _epoch_ms
+    ) -> None:
         self.appender = appender
+        self.ledger = ledger
         self.s3: S3Client = appender.s3
         self.bucket = appender.bucket
         self._clock = clock
@@ -206,14 +210,23 @@ class EventLog:
         )
 
     # -- writing --------------------------------------------------------------------------
-    def append(self, lines: str) -> ObjectState:
-        """Append ``lines`` to the current file (a new generation if there is none)."""
-        return self.appender.append(
-            CURRENT_KEY,
-            lines.encode("utf-8"),
-            content_type=CONTENT_TYPE,
-            new_metadata={GENERATION_META: str(self._clock())},
+    def append(self, lines: str, message_ids: Sequence[str] = ()) -> ObjectState:
+        """Append ``lines`` to the current file (a new generation if there is none).
+
+        With a ledger, the append is one intent carrying ``message_ids`` (see ``correlator.ledger``).
+        """
+        data, generation = lines.encode("utf-8"), {GENERATION_META: str(self._clock())}
+        if self.ledger is None:
+            return self.appender.append(CURRENT_KEY, data, content_type=CONTENT_TYPE, new_metadata=generation)
+        return self.ledger.append(
+            self.appender, CURRENT_KEY, data, message_ids, content_type=CONTENT_TYPE, new_metadata=generation
         )
+
+    def already_appended(self, message_ids: Sequence[str]) -> set[str]:
+        """The messages among ``message_ids`` (redeliveries) whose lines an earlier append wrote."""
+        if self.ledger is None or not message_ids:
+            return set()
+        return self.ledger.committed(self.appender, message_ids)
 
     def rotate_and_prune(self, settings: LogSettings) -> tuple[str | None, list[str]]:
         """Rotate if the current file reached the rotation size, then keep ``generations`` archives."""
