@@ -73,7 +73,6 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 }
 # Powertools documents error responses with the route's own return model, or its own 422 model,
 # unless told otherwise; neither is what the API answers (correlator.api maps every error).
-_POWERTOOLS_VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
 
 
 class ErrorBody(BaseModel):
@@ -115,6 +114,13 @@ class GatewayErrorBody(BaseModel):
 
 # The error vocabulary's bodies by status; every other status answers an ``ErrorBody``.
 ERROR_BODIES: dict[int, type[ErrorBody]] = {PublishFailedError.status: PublishFailedBody}
+# What the request-body gate (correlator.api.check_json_request) answers on every route with a body.
+BODY_GATE_RESPONSES: dict[str, str] = {
+    "400": "The body is not UTF-8 JSON (NaN and Infinity are not JSON), or not an object",
+    "413": "The body is over its size limit",
+    "415": "The Content-Type is not application/json (charset utf-8)",
+    "422": "The body is nested deeper than 32 levels, holds a number out of range, or violates the schema",
+}
 
 
 class StaleDocumentError(Exception):
@@ -176,19 +182,17 @@ def _operations(paths: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, 
             yield path, method, operation
 
 
-def _schema_of(response: Mapping[str, Any]) -> Any:
-    return response.get("content", {}).get("application/json", {}).get("schema")
-
-
-def _document_errors(operation: dict[str, Any]) -> None:
-    """Give every error response the body the API really answers with (see ``ERROR_BODIES``)."""
-    responses: dict[str, Any] = operation.get("responses", {})
-    success = next((_schema_of(responses[code]) for code in sorted(responses) if code.startswith("2")), None)
+def _document_errors(operation: dict[str, Any], method: str) -> None:
+    """Give every error response the body the API really answers with (see ``ERROR_BODIES``), document the
+    request-body gate's answers on routes that take a body, and no body for redirects."""
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    if "requestBody" in operation or method in ("post", "put", "patch"):
+        for code, description in BODY_GATE_RESPONSES.items():
+            responses.setdefault(code, {"description": description})
     for code, response in responses.items():
-        schema = _schema_of(response)
-        if int(code) < 400 or schema is None:
-            continue
-        if schema == success or schema.get("$ref") == _POWERTOOLS_VALIDATION_ERROR:
+        if int(code) == 204 or 300 <= int(code) < 400:
+            response.pop("content", None)  # no body
+        elif int(code) >= 400:
             body = ERROR_BODIES.get(int(code), ErrorBody)
             response["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{body.__name__}"}}}
 
@@ -287,7 +291,7 @@ def generate(function_dirs: Sequence[str] = API_FUNCTIONS, template_path: Path =
                 raise ValueError(f"{method.upper()} {path} is defined by two functions")
             operation.setdefault("tags", [Path(function_dir).name])
             operation["security"] = [{scheme: [] for scheme in route.schemes}] if route.schemes else []
-            _document_errors(operation)
+            _document_errors(operation, method)
             _document_gateway(operation, route.schemes)
             paths.setdefault(path, {})[method] = operation
         _merge_schemas(schemas, document.get("components", {}).get("schemas", {}), function_dir)

@@ -67,7 +67,13 @@ def list_logs() -> LogListing:
 @app.get(
     "/logs/current/default.log",
     summary="Download the current log",
-    responses={302: {"description": "Redirect to a presigned S3 URL"}, 200: {"description": "Empty: no log yet"}},
+    responses={
+        302: {"description": "Redirect to a presigned S3 URL"},
+        200: {
+            "description": "Empty: no log yet",
+            "content": {"text/csv": {"schema": {"type": "string", "maxLength": 0}}},
+        },
+    },
 )
 def get_current_log() -> Response[str | None]:
     if not event_log.exists(CURRENT_KEY):
@@ -118,7 +124,10 @@ def get_settings() -> LogSettings:
 @app.put(
     "/logs/settings",
     summary="Replace both rotation settings (the writer applies them on its next batch)",
-    responses={422: {"description": "A field is missing, out of range or unknown: PUT replaces both"}},
+    responses={
+        200: {"description": "The settings now in force"},
+        422: {"description": "A field is missing, out of range or unknown: PUT replaces both"},
+    },
 )
 def put_settings(settings: Annotated[LogSettingsReplacement, Body()]) -> LogSettings:
     event_log.save_settings(settings)

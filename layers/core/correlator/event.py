@@ -125,10 +125,36 @@ def is_valid_request_key(value: str) -> bool:
     return _REQUEST_KEY_RE.fullmatch(value) is not None
 
 
+# The cross-field rule of ``_dataset_iff_kind_dataset`` and ``_dataset_row``, for the OpenAPI document:
+# a dataset event (kind "dataset", any case) needs its dataset and a non-empty payload of flat values; any
+# other event has no dataset.
+_DATASET_KIND_SCHEMA: dict[str, Any] = {
+    "if": {"properties": {"kind": {"pattern": "^[Dd][Aa][Tt][Aa][Ss][Ee][Tt]$"}}, "required": ["kind"]},
+    "then": {
+        "required": ["dataset", "payload"],
+        "properties": {
+            "dataset": {"type": "string"},
+            "payload": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": {"anyOf": [{"type": kind} for kind in ("string", "number", "boolean", "null")]},
+            },
+        },
+    },
+    "else": {"properties": {"dataset": {"type": "null"}}},
+}
+
+
 class EventSubmission(BaseModel):
     """The fields a client may submit; anything else is refused (422)."""
 
-    model_config = ConfigDict(extra="forbid", validate_by_name=False, validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_by_name=False,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        json_schema_extra=_DATASET_KIND_SCHEMA,
+    )
 
     type: EventType
     level: Level = Level.INFO
