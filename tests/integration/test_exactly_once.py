@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto import mock_aws
 
 from correlator.eventlog import ARCHIVE_PREFIX, CURRENT_KEY, GENERATION_META, SETTINGS_KEY
-from correlator.logwriter import render_log_message
+from functions.log_writer.logwriter import render_log_message
 from local import moto_compat
 from tests.conftest import fresh_import
 from tests.faults import CRASHES, ERRORS, Fault, Tally, deliver_until_done, redeliver_all
