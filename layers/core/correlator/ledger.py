@@ -32,6 +32,7 @@ from typing import Any
 from correlator import aws
 from correlator.appender import ObjectState, S3Appender
 from correlator.idempotency import IDEMPOTENCY_EXPIRY_SECONDS
+from correlator.retry import backoff
 
 INTENT_META = "append-intent"
 TABLE_ENV = "IDEMPOTENCY_TABLE_NAME"
@@ -137,11 +138,11 @@ class AppendLedger:
         for start in range(0, len(items), _BATCH_WRITE):
             pending: dict[str, Any] = {self.table_name: items[start : start + _BATCH_WRITE]}
             for attempt in range(10):
-                # Unprocessed items are the caller's to resend (botocore retries whole calls only).
+                # Unprocessed items are the caller's to resend (botocore retries whole calls only): correlator.retry.
                 pending = self.dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
                 if not pending:
                     break
-                time.sleep(min(1.0, 0.05 * 2**attempt))
+                time.sleep(backoff(attempt + 1, 0.05, 1.0))
             else:
                 raise RuntimeError(f"{self.table_name}: could not record the messages of intent {intent.id}")
 
@@ -164,7 +165,7 @@ class AppendLedger:
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
-                time.sleep(min(1.0, 0.05 * 2**attempt))
+                time.sleep(backoff(attempt + 1, 0.05, 1.0))
             else:
                 raise RuntimeError(f"{self.table_name}: could not read the append records")
         return found
