@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 import boto3
@@ -39,7 +41,9 @@ def create_idempotency_table(name: str = IDEMPOTENCY_TABLE) -> None:
 
 
 def idempotency_records(name: str = IDEMPOTENCY_TABLE) -> list[dict[str, Any]]:
-    return list(boto3.client("dynamodb", region_name=REGION).scan(TableName=name)["Items"])
+    """Powertools' records of the table (the intent records of ``correlator.intent`` left out)."""
+    items = boto3.client("dynamodb", region_name=REGION).scan(TableName=name)["Items"]
+    return [item for item in items if not item["id"]["S"].startswith("intent#")]
 
 
 def verify_sender(address: str = SENDER) -> None:
@@ -74,10 +78,17 @@ def twilio_error(status: int, code: int, message: str, headers: dict[str, str] |
 
 @dataclass
 class FakeTwilio(HttpClient):  # type: ignore[misc]  # twilio ships no type information
-    """Answers Twilio API calls from a script of responses (then 201s); records every request."""
+    """Answers Twilio API calls from a script of responses (then 201s); records every request.
+
+    Messages it created (the 201s) are listed back, newest first, by ``GET .../Messages.json?To=``;
+    ``crash_after_create`` makes the next create raise ``crash`` once the message exists (the function
+    died after Twilio accepted it).
+    """
 
     responses: list[Response] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    crash_after_create: BaseException | None = None
 
     def __post_init__(self) -> None:
         super().__init__(logging.getLogger("tests.fake_twilio"), is_async=False, timeout=None)
@@ -95,10 +106,27 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]  # twilio ships no type info
     ) -> Response:
         form = dict(data or {})
         self.requests.append({"method": method, "uri": uri, "data": form, "auth": auth})
+        if method == "GET" and uri.endswith("/Messages.json"):
+            to = (params or {}).get("To")
+            listed = [message for message in reversed(self.messages) if to is None or message["to"] == to]
+            return Response(200, json.dumps({"messages": listed, "next_page_uri": None, "page": 0, "page_size": 50}))
         if self.responses:
             return self.responses.pop(0)
-        return created(f"SM{len(self.requests):032x}", form)
+        sid = f"SM{len(self.requests):032x}"
+        self.messages.append(
+            {
+                "sid": sid,
+                "to": form.get("To"),
+                "body": form.get("Body"),
+                "status": "queued",
+                "date_created": format_datetime(datetime.now(UTC)),
+            }
+        )
+        if self.crash_after_create is not None:
+            crash, self.crash_after_create = self.crash_after_create, None
+            raise crash
+        return created(sid, form)
 
     @property
     def forms(self) -> list[dict[str, Any]]:
-        return [request["data"] for request in self.requests]
+        return [request["data"] for request in self.requests if request["method"] == "POST"]

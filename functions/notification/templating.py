@@ -126,7 +126,7 @@ _DEFAULT_FILTERS: dict[TemplateFormat, list[str]] = {TemplateFormat.TEXT: ["str"
 _HTML_OPTIONS: dict[TemplateFormat, dict[str, Any]] = {
     TemplateFormat.HTML: {
         "preprocessor": guard_url_attributes,
-        "imports": ["from correlator.templating import safe_url"],
+        "imports": [f"from {__name__} import safe_url"],
     }
 }
 

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
 from correlator.bootstrap import action_runner
+from correlator.intent import IntentRecords
 from correlator.logs import function_logger
 from functions.notification.templating import TemplateRenderer
 from functions.sms.sms import SmsAction, TwilioSender
@@ -34,10 +35,13 @@ sender = (
     if secret_name
     else None
 )
+action = SmsAction(renderer=TemplateRenderer(TEMPLATES_DIR), sender=sender)
 runner = action_runner(
-    SmsAction(renderer=TemplateRenderer(TEMPLATES_DIR), sender=sender),
+    action,
     logger=logger,
     metrics=metrics,
+    # The intent is recorded before Twilio is called; an attempt that finds one asks Twilio what it has.
+    steps=[IntentRecords(os.environ["IDEMPOTENCY_TABLE_NAME"], action="sms", reconcile=action.reconcile)],
 )
 
 

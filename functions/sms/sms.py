@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar
 
@@ -51,6 +52,8 @@ logging.getLogger("botocore.parsers").setLevel(logging.INFO)
 
 BODY_FILE = "body.mako"
 TWILIO_TIMEOUT_SECONDS = 10.0
+# Messages to a recipient looked at (newest first) when reconciling an attempt that died after sending.
+RECONCILE_LOOKBACK = 20
 
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
@@ -334,6 +337,14 @@ class TwilioSender:
         message = self._client_for(credentials).messages.create(to=to, body=body, **credentials.sender())
         return str(message.sid)
 
+    def find_sent(self, to: str, body: str, since: datetime, credentials: TwilioCredentials) -> str | None:
+        """The SID of a message to ``to`` with ``body`` created since ``since`` (a minute of clock skew allowed)."""
+        earliest = since - timedelta(minutes=1)
+        for message in self._client_for(credentials).messages.list(to=to, limit=RECONCILE_LOOKBACK):
+            if message.body == body and message.date_created is not None and message.date_created >= earliest:
+                return str(message.sid)
+        return None
+
     def _client_for(self, credentials: TwilioCredentials) -> Client:
         # One client per credentials (a rotated secret gets a new one); the token stays out of the key's repr.
         token = credentials.auth_token.get_secret_value()
@@ -383,6 +394,18 @@ class SmsAction:
             Effect(partial(self._send_one, self._sender, number, body, credentials, shape), part=number)
             for number in numbers
         ]
+
+    def reconcile(self, delivery: Delivery[SmsConfig], effect: Effect, since: datetime) -> Result | None:
+        """After an attempt that died between Twilio and the idempotency record: the message Twilio has, if any."""
+        if self._sender is None:
+            return None
+        body = compose_sms(delivery, self._renderer)
+        sid = self._sender.find_sent(effect.part, body.text, since, self._sender.credentials())
+        if sid is None:
+            return None
+        masked = mask_number(effect.part)
+        shape = {"encoding": body.encoding, "segments": body.segments, "truncated": body.truncated}
+        return Result(STATUS_SENT, STATUS_SENT, sid, payload={"to": masked, "reconciled": True, **shape})
 
     def _send_one(
         self,

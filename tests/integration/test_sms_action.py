@@ -18,6 +18,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from correlator.action import ActionRunner, RetryLater
 from correlator.idempotency import OncePerKey
+from correlator.intent import IntentRecords
 from correlator.internal import InternalEventEmitter
 from correlator.publisher import EventPublisher
 from functions.notification.templating import TemplateRenderer
@@ -70,7 +71,7 @@ def put_secret(value: str) -> None:
     boto3.client("secretsmanager", region_name=REGION).create_secret(Name=TWILIO_SECRET, SecretString=value)
 
 
-def build_stack(bus_probe: BusProbe, twilio: FakeTwilio) -> SmsStack:
+def build_stack(bus_probe: BusProbe, twilio: FakeTwilio, *, intents: bool = True) -> SmsStack:
     sleeps: list[float] = []
     sender = TwilioSender(
         TWILIO_SECRET,
@@ -78,8 +79,13 @@ def build_stack(bus_probe: BusProbe, twilio: FakeTwilio) -> SmsStack:
         http_client=twilio,
         sleep=sleeps.append,
     )
+    action = SmsAction(renderer=TemplateRenderer(TEMPLATES), sender=sender)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
     runner = ActionRunner(
-        SmsAction(renderer=TemplateRenderer(TEMPLATES), sender=sender),
+        action,
+        steps=[IntentRecords(IDEMPOTENCY_TABLE, action="sms", reconcile=action.reconcile, client=dynamodb)]
+        if intents
+        else [],
         emitter=InternalEventEmitter(EventPublisher(boto3.client("events", region_name=REGION), BUS_NAME)),
         metrics=Metrics(),
         log=Logger(service="sms"),
@@ -222,7 +228,7 @@ def test_persistent_throttling_raises_and_the_retry_sends_once(stack: SmsStack) 
     assert idempotency_records() == []
     # AND Lambda's retry sends it once
     stack.handle(with_config(body="hi"))
-    assert len(stack.twilio.requests) == 4
+    assert len(stack.twilio.forms) == 4  # one more POST (and the look-up of what Twilio has: nothing)
     assert [r["info"] for r in stack.results()] == ["sent"]
 
 
@@ -427,3 +433,41 @@ def test_the_function_sends_through_its_action(
     output = capsys.readouterr().out
     assert '"SmsSent"' in output
     assert '"DuplicateDeliveries"' in output
+
+
+# ---- exactly once around a crash after Twilio accepted ----
+
+
+class Crash(BaseException):
+    pass
+
+
+def expire_in_progress_records() -> None:
+    """What the passing of the invocation's time does to Powertools' in-progress records (intents stay)."""
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for item in idempotency_records():
+        dynamodb.delete_item(TableName=IDEMPOTENCY_TABLE, Key={"id": item["id"]})
+
+
+@pytest.mark.parametrize(("intents", "sent_to_first"), [(True, 1), (False, 2)], ids=["intent-records", "without"])
+def test_a_crash_after_twilio_accepted_does_not_send_again(
+    bus_probe: BusProbe, intents: bool, sent_to_first: int
+) -> None:
+    # GIVEN the function dies right after Twilio created the first recipient's message
+    create_idempotency_table()
+    put_secret(twilio_secret())
+    twilio = FakeTwilio(crash_after_create=Crash("after Twilio accepted"))
+    stack = build_stack(bus_probe, twilio, intents=intents)
+    with pytest.raises(Crash):
+        stack.handle()
+    expire_in_progress_records()
+
+    # WHEN the invocation is retried
+    outcomes = stack.handle()
+
+    # THEN with intent records the message Twilio has is found, not sent again (without them: sent twice)
+    sent = [message["to"] for message in twilio.messages]
+    assert (sent.count(FIRST), sent.count(SECOND)) == (sent_to_first, 1)
+    assert [outcome["status"] for outcome, _ in outcomes] == ["sent", "sent"]
+    if intents:
+        assert outcomes[0][0]["object"] == twilio.messages[0]["sid"]

@@ -11,16 +11,22 @@ from the environment template.yaml sets: ``EVENT_BUS_NAME`` and ``IDEMPOTENCY_TA
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
-from correlator.action import Action, ActionLog, ActionRunner
+from correlator.action import Action, ActionLog, ActionRunner, Step
 from correlator.idempotency import OncePerKey
 from correlator.internal import MetricsRecorder, bus_emitter
 from correlator.publisher import EventPublisher
 
 
 def action_runner(
-    action: Action[Any], *, logger: ActionLog, metrics: MetricsRecorder, publisher: EventPublisher | None = None
+    action: Action[Any],
+    *,
+    logger: ActionLog,
+    metrics: MetricsRecorder,
+    publisher: EventPublisher | None = None,
+    steps: Sequence[Step] = (),
 ) -> ActionRunner:
     """The runner of a function-invoked action; its idempotency records are prefixed with the action's name."""
     return ActionRunner(
@@ -29,4 +35,5 @@ def action_runner(
         metrics=metrics,
         log=logger,
         once=OncePerKey(os.environ["IDEMPOTENCY_TABLE_NAME"], key_prefix=action.spec.name),
+        steps=steps,
     )
