@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from correlator.eventlog import ARCHIVE_PREFIX, CURRENT_KEY, GENERATION_META, SETTINGS_KEY
@@ -207,3 +208,76 @@ def test_the_csv_writer_appends_every_row_exactly_once(world: Any, lambda_contex
     # THEN every row is there exactly once, in every case
     assert len(order_ids) == 3
     assert (tally.lost, tally.duplicated) == (0, 0), "\n".join(tally.failures)
+
+
+# ---- POST /events: EventBridge partial failures and throttling ----
+
+
+class FlakyBus:
+    """The reception's events client, whose PutEvents fails as planned: ``plan[n]`` fails these entry
+    positions of call n (``"all"``: the whole call is throttled); the other entries reach the (moto) bus."""
+
+    def __init__(self, client: Any, plan: dict[int, set[int] | str]) -> None:
+        self.client = client
+        self.plan = plan
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls += 1
+        failing = self.plan.get(self.calls, set())
+        if failing == "all":
+            response: Any = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}
+            raise ClientError({**response, "ResponseMetadata": {"HTTPStatusCode": 400}}, "PutEvents")
+        passing = [entry for position, entry in enumerate(Entries) if position not in failing]
+        accepted = iter(self.client.put_events(Entries=passing)["Entries"] if passing else [])
+        results = [
+            {"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}
+            if position in failing
+            else next(accepted)
+            for position in range(len(Entries))
+        ]
+        return {"FailedEntryCount": len(failing), "Entries": results}
+
+
+@pytest.mark.parametrize(
+    ("case", "plan"),
+    [
+        ("entries throttled, then accepted", {1: {0, 3}, 2: {1}}),
+        ("entries throttled on every attempt", {1: {2}, 2: {0}, 3: {0}, 4: {0}}),
+        ("whole call throttled", {1: "all"}),
+        ("no fault", {}),
+    ],
+)
+def test_post_events_publishes_each_event_exactly_once_under_eventbridge_faults(
+    monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext, case: str, plan: dict[int, Any]
+) -> None:
+    # GIVEN the reception function before a bus whose PutEvents fails as planned
+    with mock_aws():
+        probe = create_bus_probe()
+        reception: ModuleType = fresh_import("functions.reception.app")
+        reception.publisher._sleep = lambda seconds: None
+        reception.publisher._client = FlakyBus(reception.publisher._client, plan)
+        events = [{"type": "order.created", "object": f"orders/{n}"} for n in range(5)]
+
+        # WHEN a client posts a batch, and resends exactly the events a 503 reports failed (as documented)
+        pending, answers = events, []
+        for _ in range(3):
+            request = load_event("apigw/post-event-single")
+            request["body"] = json.dumps({"events": pending})
+            response = reception.lambda_handler(request, lambda_context)
+            answers.append(response["statusCode"])
+            if response["statusCode"] == 200:
+                break
+            results = json.loads(response["body"])["results"]
+            pending = [event for event, result in zip(pending, results, strict=True) if result["status"] == "failed"]
+
+        # THEN every event is on the bus exactly once, and each answer was 200 or 503
+        published = Counter(detail["object"] for detail in probe.drain_details())
+        tally = Tally(f"POST /events, {case}")
+        tally.count(case, {event["object"]: published[event["object"]] for event in events})
+        print(f"\n{tally} (answers {answers})")
+        assert (tally.lost, tally.duplicated) == (0, 0), (published, answers)
+        assert set(answers) <= {200, 503}
