@@ -229,8 +229,11 @@ class FlakyBus:
         self.calls += 1
         failing = self.plan.get(self.calls, set())
         if failing == "all":
-            response: Any = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}
-            raise ClientError({**response, "ResponseMetadata": {"HTTPStatusCode": 400}}, "PutEvents")
+            response: Any = {
+                "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
+            raise ClientError(response, "PutEvents")
         passing = [entry for position, entry in enumerate(Entries) if position not in failing]
         accepted = iter(self.client.put_events(Entries=passing)["Entries"] if passing else [])
         results = [
