@@ -13,7 +13,6 @@ from correlator import aws
 from correlator.action import QueueRunner
 from correlator.appender import S3Appender
 from correlator.eventlog import EventLog, LogLineFormat
-from correlator.internal import bus_emitter
 from correlator.ledger import append_ledger
 from correlator.logs import function_logger
 from functions.log_writer.logwriter import LogAction
@@ -26,8 +25,7 @@ runner = QueueRunner(
         EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"]), ledger=append_ledger("log-writer")),
         LogLineFormat.from_env(os.environ),
     ),
-    emitter=bus_emitter(metrics),
-    metrics=metrics,
+    metrics=metrics,  # no emitter: the log action emits no result events (it is the record)
 )
 
 

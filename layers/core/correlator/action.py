@@ -163,7 +163,11 @@ def check_delivery(spec: ActionSpec, delivery: Delivery[ActionConfig]) -> None:
 
 class _Reporting:
     def __init__(
-        self, spec: ActionSpec, names: Mapping[str, str], emitter: InternalEventEmitter, metrics: MetricsRecorder
+        self,
+        spec: ActionSpec,
+        names: Mapping[str, str],
+        emitter: InternalEventEmitter | None,
+        metrics: MetricsRecorder,
     ) -> None:
         self._spec = spec
         self._names = names
@@ -185,6 +189,7 @@ class _Reporting:
                 self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=total)
 
     def event_of(self, delivery: Delivery[ActionConfig], result: Result, *, publish: bool) -> Any:
+        assert self.emitter is not None  # an action that reports has an emitter (checked by its runner)
         payload = dict(result.payload) if result.payload is not None else None
         return emit_result(
             self.emitter,
@@ -259,9 +264,14 @@ class ActionRunner:
 class QueueRunner:
     """Runs a ``QueueAction`` for an SQS batch: ``handle(event)`` returns the partial batch response."""
 
-    def __init__(self, action: QueueAction[Any], *, emitter: InternalEventEmitter, metrics: MetricsRecorder) -> None:
+    def __init__(
+        self, action: QueueAction[Any], *, emitter: InternalEventEmitter | None = None, metrics: MetricsRecorder
+    ) -> None:
+        """``emitter``: where result events go; only for an action that ``reports`` (the log action does not)."""
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
+        if action.reports and emitter is None:
+            raise ValueError(f"the {action.spec.name} action reports results: it needs an emitter")
         self.action = action
         self._report = _Reporting(action.spec, action.metrics, emitter, metrics)
         self._processor = BatchProcessor(event_type=EventType.SQS)
@@ -290,7 +300,7 @@ class QueueRunner:
                 failures[message_id] = result
             elif self.action.reports:
                 events.append(self._report.event_of(delivery, result, publish=False))
-        if events:
+        if events and self._report.emitter is not None:
             self._report.emitter.publish(events)
         self._report.count_all({**counts, **outcome.counts})
 

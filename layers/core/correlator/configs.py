@@ -35,9 +35,15 @@ EmailAddress = Annotated[str, StringConstraints(max_length=254)]
 
 
 class ActionConfig(BaseModel):
-    """The base of every action's config model."""
+    """The base of every action's config model.
 
-    model_config = ConfigDict(extra="forbid", validate_by_name=False, validate_by_alias=True, serialize_by_alias=True)
+    ``defer_build``: a model's validator is built when it is first used, so each function builds
+    only its own action's model, not all of them at import (the rules API builds them all).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", validate_by_name=False, validate_by_alias=True, serialize_by_alias=True, defer_build=True
+    )
 
 
 class LogConfig(ActionConfig):
