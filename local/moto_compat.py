@@ -12,8 +12,13 @@ Only documented AWS behaviour goes here, so code that is correct on AWS is also 
 * Lambda rule targets: moto cannot invoke Lambda (PutEvents raises). ``route_lambda_targets``
   lets the local stack say which queue stands in for each function; a matching event goes to
   that queue at delivery time, while the rule keeps its real Lambda target, as on AWS.
-* ``TestEventPattern`` answers ``{"Result": bool}``; moto 5.2 has an empty stub. moto's own
-  pattern engine (the one that routes its events) decides, so dry runs agree with delivery.
+* Event patterns are validated and matched as EventBridge does (``local.event_pattern``, after
+  aws/event-ruler) instead of by moto's engine, which does not flatten arrays of objects, counts
+  ``[]``/``{}`` as present, lets ``true`` equal ``1`` and accepts invalid patterns. ``PutRule``
+  refuses an invalid pattern with InvalidEventPatternException and creates nothing; a rule with
+  only a ScheduleExpression matches no event (moto 5.2 sends it every event).
+* ``TestEventPattern`` answers ``{"Result": bool}``; moto 5.2 has an empty stub. The same engine
+  as delivery decides, so dry runs agree with delivery.
 * Every DynamoDB item write is atomic: moto evaluates a ``ConditionExpression`` and stores the
   item in separate Python steps, so two threads could both pass the condition; DynamoDB lets
   only one conditional write win. The rules API's write leases rely on this.
@@ -68,6 +73,7 @@ def apply() -> None:
 
     S3Response._key_response_post = key_response_post  # type: ignore[method-assign]
     moto_throughput.apply()  # standard queues cost O(1) per message (see local.moto_throughput)
+    _patch_event_patterns()
     _patch_test_event_pattern()
     _patch_rule_delivery()
     _patch_replay()
@@ -130,6 +136,31 @@ def _serialize_dynamodb_item_writes() -> None:
         setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
 
 
+def _patch_event_patterns() -> None:
+    from moto.events import models
+    from moto.events.exceptions import InvalidEventPatternException
+
+    from local.event_pattern import EventPattern, InvalidEventPattern
+
+    class RulerEventPattern(models.EventPattern):
+        """moto's EventPattern, validated and matched by ``local.event_pattern``."""
+
+        def __init__(self, raw_pattern: str | None, compiled: EventPattern) -> None:
+            super().__init__(raw_pattern, {})
+            self.compiled = compiled
+
+        def matches_event(self, event: Any) -> bool:
+            return self.compiled.matches(event)
+
+    def load(cls: Any, raw_pattern: str | None) -> RulerEventPattern:
+        try:
+            return RulerEventPattern(raw_pattern, EventPattern(raw_pattern or None))
+        except InvalidEventPattern as error:
+            raise InvalidEventPatternException(reason=str(error)) from None
+
+    models.EventPattern.load = classmethod(load)  # type: ignore[method-assign,assignment]
+
+
 def _patch_test_event_pattern() -> None:
     import json
 
@@ -138,8 +169,8 @@ def _patch_test_event_pattern() -> None:
     from moto.events.responses import EventsHandler
 
     def test_event_pattern(self: Any) -> str:
+        pattern = EventPattern.load(self._get_param("EventPattern"))  # InvalidEventPatternException
         try:
-            pattern = EventPattern.load(self._get_param("EventPattern"))
             event = json.loads(self._get_param("Event"))
         except (ValueError, TypeError) as error:
             raise JsonRESTError("InvalidEventPatternException", str(error)) from error

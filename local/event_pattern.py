@@ -1,0 +1,438 @@
+"""EventBridge event patterns, validated and matched as EventBridge does (aws/event-ruler semantics).
+
+moto 5.2's own engine differs from AWS: it does not flatten arrays of objects or nested arrays,
+counts ``[]``/``{}`` as present for ``exists``, lets ``true`` equal ``1``, and accepts invalid
+patterns (an unknown operator, ``{"numeric": [">"]}``, a mixed-type ``anything-but``...) that
+``PutRule`` refuses. ``local.moto_compat`` installs this module in its place, for delivery and for
+``TestEventPattern`` alike.
+
+The rules follow aws/event-ruler (the library behind EventBridge): ``JsonRuleCompiler`` for what
+is valid, ``ByteMachine`` for what each operator matches, and ``rulesForJSONEvent`` for arrays —
+an array's elements are all values of the field, arrays of objects and nested arrays are
+"crushed out", and two fields never match from objects in different elements of the same array
+("array consistency"). Numbers compare as numbers (``[300]`` matches ``300.0``) and only with
+numbers: a boolean is never a number and a string is never a number.
+
+What is not reproduced: the wildcard "Rule is too complex" limit (event-ruler's
+``MachineComplexityEvaluator``); patterns over 4096 characters are left to the caller.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from itertools import count
+from typing import Any, NoReturn
+
+__all__ = ["EventPattern", "InvalidEventPattern", "compile_pattern"]
+
+OR = "$or"
+# Constants.RESERVED_FIELD_NAMES_IN_OR_RELATIONSHIP: field names refused inside an "$or" branch.
+RESERVED_IN_OR = frozenset(
+    {
+        "exactly",
+        "equals-ignore-case",
+        "prefix",
+        "suffix",
+        "anything-but",
+        "exists",
+        "wildcard",
+        "numeric",
+        "cidr",
+        "=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "regex",
+        "not-wildcard",
+        "not-equals-ignore-case",
+        "date-after",
+        "date-on-or-after",
+        "date-before",
+        "date-on-or-before",
+        "in-date-range",
+        "ip-address-in-range",
+        "ip-address-not-in-range",
+    }
+)
+_IPV4 = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+_IPV6 = re.compile(r"[0-9a-fA-F:]*:[0-9a-fA-F:]*")
+
+
+class InvalidEventPattern(ValueError):
+    """The pattern is refused, as PutRule/TestEventPattern refuse it (InvalidEventPatternException)."""
+
+
+class _Object(list[tuple[str, Any]]):
+    """A JSON object as its key/value pairs, in order and with duplicates, as a streaming parser sees it."""
+
+
+def _refuse(message: str) -> NoReturn:
+    raise InvalidEventPattern(message)
+
+
+# -- values of the pattern --------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+
+
+def _comparable(value: Any) -> float:
+    """The number as a double, refused (like event-ruler's ComparableNumber) unless exactly representable."""
+    as_float = float(value)
+    if math.isnan(as_float) or math.isinf(as_float) or Decimal(repr(as_float)) != Decimal(value):
+        _refuse(f"Cannot compare number : {value}")
+    return as_float
+
+
+def _wildcard(text: str) -> re.Pattern[str]:
+    """event-ruler's WildcardParser: ``*`` is any run of characters, ``\\*`` and ``\\\\`` are literals."""
+    parts: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "*":
+            if text[index + 1 : index + 2] == "*":
+                _refuse(f"Consecutive wildcard characters at pos {index}")
+            parts.append(".*")
+        elif char == "\\":
+            following = text[index + 1 : index + 2]
+            if following not in ("*", "\\"):
+                _refuse(f"Invalid escape character at pos {index}")
+            parts.append(re.escape(following))
+            index += 1
+        else:
+            parts.append(re.escape(char))
+        index += 1
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not (_IPV4.fullmatch(text) or _IPV6.fullmatch(text)):
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """event-ruler's CIDR.cidr: ``address/bits`` with bits below the address width."""
+    address, slash, bits = text.partition("/")
+    if not slash or "/" in bits:
+        _refuse("Malformed CIDR, one '/' required")
+    if not bits.lstrip("-").isdigit():
+        _refuse("Malformed CIDR, mask bits must be an integer")
+    if int(bits) < 0:
+        _refuse("Malformed CIDR, mask bits must not be negative")
+    ip = _ip(address)
+    if ip is None:
+        _refuse(f"Invalid IP address: {address}")
+    if int(bits) >= ip.max_prefixlen:
+        _refuse(f"IPv{ip.version} mask bits must be < {ip.max_prefixlen}")
+    return ipaddress.ip_network(text, strict=False)
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One entry of a field's list of values: an exact value or a match expression."""
+
+    kind: str
+    value: Any = None
+
+    def matches(self, value: Any) -> bool:
+        kind, expected = self.kind, self.value
+        text = value if isinstance(value, str) else None
+        if kind == "exists":
+            return bool(expected)  # a value is there: {"exists": true} holds, {"exists": false} does not
+        if kind == "exact":
+            return _equal(expected, value)
+        if kind == "ip":
+            return text is not None and _ip(text) == expected
+        if kind == "numeric":
+            if not _is_number(value):
+                return False
+            low, low_open, high, high_open = expected
+            number = float(value)
+            above = low is None or (number > low if low_open else number >= low)
+            below = high is None or (number < high if high_open else number <= high)
+            return above and below
+        if kind == "anything-but":
+            numeric, excluded = expected
+            if numeric:
+                return not (_is_number(value) and float(value) in excluded)
+            return not (text is not None and text in excluded)
+        if kind.startswith("anything-but-"):
+            return text is None or not any(_STRING_TESTS[kind[13:]](text, item) for item in expected)
+        if text is None:
+            return False  # every other operator matches strings only
+        if kind == "cidr":
+            ip = _ip(text)
+            return ip is not None and ip.version == expected.version and ip in expected
+        return _STRING_TESTS[kind](text, expected)
+
+
+def _equal(expected: Any, value: Any) -> bool:
+    if expected is None or isinstance(expected, bool):
+        return value is expected
+    if isinstance(expected, str):
+        return isinstance(value, str) and value == expected
+    return _is_number(value) and (
+        value == expected if isinstance(value, int) and isinstance(expected, int) else float(value) == float(expected)
+    )
+
+
+_STRING_TESTS: dict[str, Callable[[str, Any], bool]] = {
+    "prefix": lambda text, prefix: text.startswith(prefix),
+    "suffix": lambda text, suffix: text.endswith(suffix),
+    "prefix-equals-ignore-case": lambda text, prefix: text.lower().startswith(prefix.lower()),
+    "suffix-equals-ignore-case": lambda text, suffix: text.lower().endswith(suffix.lower()),
+    "equals-ignore-case": lambda text, other: text.lower() == other.lower(),
+    "wildcard": lambda text, regex: regex.fullmatch(text) is not None,
+}
+
+
+# -- compiling (event-ruler's JsonRuleCompiler) --------------------------------------------------
+
+Rule = dict[str, list[Matcher]]
+
+
+def _parse_object(rules: list[Rule], path: list[str], pairs: _Object, inside_or: bool) -> None:
+    if not pairs:
+        _refuse("Empty objects are not allowed")
+    for name, value in pairs:
+        if name == OR:
+            _parse_or(rules, path, value)
+            continue
+        if inside_or and name in RESERVED_IN_OR:
+            _refuse(f"{name} is Ruler reserved fieldName which cannot be used inside {OR}.")
+        if isinstance(value, _Object):
+            _parse_object(rules, [*path, name], value, inside_or)
+        elif isinstance(value, list):
+            _write(rules, ".".join([*path, name]), value)
+        else:
+            _refuse(f'"{name}" must be an object or an array')
+
+
+def _parse_or(rules: list[Rule], path: list[str], branches: Any) -> None:
+    current = [dict(rule) for rule in rules]
+    rules.clear()
+    if not isinstance(branches, list) or isinstance(branches, _Object):
+        _refuse(f"It must be an Array followed with {OR}.")
+    for branch in branches:
+        if not isinstance(branch, _Object):
+            _refuse(f"Only JSON object is allowed in array of {OR} relationship.")
+        alternatives = [dict(rule) for rule in current] or [{}]
+        _parse_object(alternatives, path, branch, True)
+        rules.extend(alternatives)
+    if len(branches) < 2:
+        _refuse(f"There must have at least 2 Objects in {OR} relationship.")
+
+
+def _write(rules: list[Rule], name: str, values: list[Any]) -> None:
+    matchers = [_value(value) for value in values]
+    if not matchers:
+        _refuse("Empty arrays are not allowed")
+    if not rules:
+        rules.append({})
+    for rule in rules:
+        rule[name] = matchers  # a field given twice: the last one wins (withOverriding)
+
+
+def _value(value: Any) -> Matcher:
+    if isinstance(value, _Object):
+        return _expression(value)
+    if isinstance(value, str):
+        ip = _ip(value)
+        return Matcher("ip", ip) if ip is not None else Matcher("exact", value)
+    if value is None or isinstance(value, bool):
+        return Matcher("exact", value)
+    if _is_number(value):
+        return Matcher("exact", value if isinstance(value, int) else float(value))
+    _refuse("Match value must be String, number, true, false, or null")
+
+
+def _single(pairs: _Object) -> tuple[str, Any]:
+    if not pairs:
+        _refuse("Match expression name not found")
+    if len(pairs) > 1:
+        _refuse("Only one key allowed in match expression")
+    return pairs[0]
+
+
+def _string(value: Any, operator: str) -> str:
+    if not isinstance(value, str):
+        _refuse(f"{operator} match pattern must be a string")
+    return str(value)
+
+
+def _expression(pairs: _Object) -> Matcher:
+    name, value = _single(pairs)
+    if name in ("prefix", "suffix"):
+        if isinstance(value, _Object):
+            inner, text = _single(value)
+            if inner != "equals-ignore-case":
+                _refuse(f"Unsupported {name} pattern: {inner}")
+            return Matcher(f"{name}-equals-ignore-case", _string(text, "equals-ignore-case"))
+        return Matcher(name, _string(value, name))
+    if name in ("exactly", "equals-ignore-case"):
+        text = _string(value, "exact" if name == "exactly" else name)
+        return Matcher("exact", text) if name == "exactly" else Matcher(name, text)
+    if name == "wildcard":
+        return Matcher("wildcard", _wildcard(_string(value, "wildcard")))
+    if name == "numeric":
+        return Matcher("numeric", _numeric(value))
+    if name == "anything-but":
+        return _anything_but(value)
+    if name == "exists":
+        if not isinstance(value, bool):
+            _refuse("exists match pattern must be either true or false.")
+        return Matcher("exists", value)
+    if name == "cidr":
+        return Matcher("cidr", _cidr(_string(value, "cidr")))
+    _refuse(f"Unrecognized match type {name}")
+
+
+def _numeric(terms: Any) -> tuple[float | None, bool, float | None, bool]:
+    """``[op, n]`` or ``[">"|">=", low, "<"|"<=", high]``, as event-ruler's processNumericMatchExpression."""
+    if not isinstance(terms, list) or isinstance(terms, _Object):
+        _refuse("Value of numeric must be an array.")
+    if not terms or not isinstance(terms[0], str):
+        _refuse(f"Invalid member in numeric match: {terms[0] if terms else ']'}")
+    operator = terms[0]
+    if operator not in ("=", "<", "<=", ">", ">="):
+        _refuse(f"Unrecognized numeric range operator: {operator}")
+    if len(terms) < 2 or not _is_number(terms[1]):
+        _refuse(f"Value of {operator} must be numeric")
+    first = _comparable(terms[1])
+    if operator in ("=", "<", "<=") and len(terms) > 2:
+        _refuse("Too many elements in numeric expression")
+    if operator == "=":
+        return (first, False, first, False)
+    if operator in ("<", "<="):
+        return (None, False, first, operator == "<")
+    if len(terms) == 2:
+        return (first, operator == ">", None, False)
+    if not isinstance(terms[2], str):
+        _refuse(f"Bad value in numeric range: {terms[2]}")
+    if terms[2] not in ("<", "<="):
+        _refuse(f"Bad numeric range operator: {terms[2]}")
+    if len(terms) < 4 or not _is_number(terms[3]):
+        _refuse(f"Value of {terms[2]} must be numeric")
+    if len(terms) > 4:
+        _refuse("Too many terms in numeric range expression")
+    second = _comparable(terms[3])
+    if not first < second:
+        _refuse("Bottom must be less than top")
+    return (first, operator == ">", second, terms[2] == "<")
+
+
+def _anything_but(value: Any) -> Matcher:
+    if isinstance(value, _Object):
+        operator, inner = _single(value)
+        if operator not in ("equals-ignore-case", "prefix", "suffix", "wildcard"):
+            _refuse(f"Unsupported anything-but pattern: {operator}")
+        items = inner if isinstance(inner, list) and not isinstance(inner, _Object) else [inner]
+        if not isinstance(inner, (str, list)) or isinstance(inner, _Object):
+            _refuse("Value of anything-but must be an array or single string/number value.")
+        texts = [_string(item, "wildcard" if operator == "wildcard" else f"anything-but/{operator}") for item in items]
+        if operator in ("prefix", "suffix") and "" in texts:
+            _refuse("Null prefix/suffix not allowed")
+        kept: tuple[Any, ...] = tuple(_wildcard(text) for text in texts) if operator == "wildcard" else tuple(texts)
+        return Matcher(f"anything-but-{operator}", kept)
+    items = value if isinstance(value, list) and not isinstance(value, _Object) else [value]
+    if (not isinstance(value, (str, list)) and not _is_number(value)) or isinstance(value, _Object):
+        _refuse("Value of anything-but must be an array or single string/number value.")
+    if any(not isinstance(item, str) and not _is_number(item) for item in items):
+        _refuse("Inside anything but list, start|null|boolean is not supported.")
+    numbers = [item for item in items if _is_number(item)]
+    if not items or (numbers and len(numbers) != len(items)):
+        _refuse("Inside anything but list, either all values are number or string, mixed type is not supported")
+    if numbers:
+        return Matcher("anything-but", (True, frozenset(_comparable(item) for item in numbers)))
+    return Matcher("anything-but", (False, frozenset(items)))
+
+
+def _reject_constant(name: str) -> NoReturn:
+    _refuse(f"Invalid JSON: {name}")
+
+
+def compile_pattern(text: str) -> list[Rule]:
+    """The pattern's alternatives (``$or`` expanded), each a map of dotted field path -> values."""
+    try:
+        document = json.loads(text, object_pairs_hook=_Object, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, InvalidOperation) as error:
+        if isinstance(error, InvalidEventPattern):
+            raise
+        raise InvalidEventPattern(f"Invalid JSON: {error}") from None
+    if not isinstance(document, _Object):
+        _refuse("Filter is not an object")
+    rules: list[Rule] = []
+    _parse_object(rules, [], document, False)
+    return rules
+
+
+# -- matching (rulesForJSONEvent) ---------------------------------------------------------------
+
+Membership = tuple[tuple[int, int], ...]  # (array id, element index) for each array a value is in
+Occurrences = dict[str, list[tuple[Any, Membership]]]
+
+
+def _leaves(node: Any, path: str, membership: Membership, out: Occurrences, arrays: Iterator[int]) -> None:
+    if isinstance(node, Mapping):
+        for key, child in node.items():
+            _leaves(child, f"{path}.{key}" if path else str(key), membership, out, arrays)
+    elif isinstance(node, Sequence) and not isinstance(node, str):
+        array = next(arrays)
+        for index, item in enumerate(node):
+            _leaves(item, path, (*membership, (array, index)), out, arrays)
+    else:
+        out.setdefault(path, []).append((node, membership))
+
+
+def _consistent(membership: Membership, chosen: dict[int, int]) -> bool:
+    return all(chosen.get(array, index) == index for array, index in membership)
+
+
+def _rule_matches(rule: Rule, occurrences: Occurrences) -> bool:
+    fields = sorted(rule)  # event-ruler walks a rule's fields in key order
+
+    def walk(position: int, chosen: dict[int, int]) -> bool:
+        if position == len(fields):
+            return True
+        matchers = rule[fields[position]]
+        found = occurrences.get(fields[position], [])
+        tried: set[Membership] = set()
+        for value, membership in found:
+            if membership in tried or not _consistent(membership, chosen):
+                continue
+            if any(matcher.matches(value) for matcher in matchers):
+                tried.add(membership)
+                if walk(position + 1, {**chosen, **dict(membership)}):
+                    return True
+        absent_allowed = any(matcher.kind == "exists" and matcher.value is False for matcher in matchers)
+        if absent_allowed and not any(_consistent(membership, chosen) for _, membership in found):
+            return walk(position + 1, chosen)
+        return False
+
+    return walk(0, {})
+
+
+class EventPattern:
+    """A validated pattern; ``None`` (a schedule-only rule) matches no event."""
+
+    def __init__(self, text: str | None) -> None:
+        self.text = text
+        self.rules = compile_pattern(text) if text is not None else []
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        occurrences: Occurrences = {}
+        _leaves(event, "", (), occurrences, count())
+        return any(_rule_matches(rule, occurrences) for rule in self.rules)
