@@ -28,6 +28,7 @@ from local.delivery import Delivery
 from local.direct_sqs import DirectSqs
 from local.functions import FUNCTION_TYPE, LocalFunction
 from local.resources import Provisioner
+from local.scheduler import LocalScheduler, delete_moto_schedule, moto_schedules
 from local.settings import (
     RELAY_HOSTS_VARIABLE,
     Settings,
@@ -120,6 +121,14 @@ class Stack:
         routes = routes_of(template, functions.values())
         self.server = ApiHttpServer(Gateway(Router(routes), settings), settings)
         self.delivery.start()
+        self.scheduler = LocalScheduler(
+            moto_schedules(settings.account_id, settings.region),
+            delete_moto_schedule(settings.account_id, settings.region),
+            clients["events"],
+            clients["sqs"],
+            self.delivery.route,
+        )
+        self.scheduler.start()
         self.server.start()
         self.state = store
         store.start()
@@ -127,7 +136,7 @@ class Stack:
 
     def stop(self) -> None:
         # New requests stop, deliveries under way finish, then the state is saved while moto still runs.
-        for step in ("server", "delivery", "functions", "state", "moto"):
+        for step in ("server", "scheduler", "delivery", "functions", "state", "moto"):
             part = getattr(self, step, None)
             if part is None:
                 continue

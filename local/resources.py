@@ -84,6 +84,26 @@ def _tags(properties: Mapping[str, Any]) -> list[dict[str, str]]:
     return [{"Key": str(tag["Key"]), "Value": _text(tag["Value"])} for tag in tags]
 
 
+# ARN shapes of skipped types whose ARN is more than ``<service>:<region>:<account>:<name>``.
+_ARN_SHAPES = {
+    "AWS::IAM::Role": "arn:aws:iam::{account}:role/{name}",
+    "AWS::IAM::User": "arn:aws:iam::{account}:user/{name}",
+    "AWS::IAM::ManagedPolicy": "arn:aws:iam::{account}:policy/{name}",
+    "AWS::IAM::InstanceProfile": "arn:aws:iam::{account}:instance-profile/{name}",
+    "AWS::Logs::LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}",
+    "AWS::CloudWatch::Alarm": "arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
+    "AWS::KMS::Key": "arn:aws:kms:{region}:{account}:key/{name}",
+}
+
+
+def placeholder_arn(kind: str, name: str, region: str, account_id: str) -> str:
+    """The ARN a resource of ``kind`` called ``name`` would have (IAM is global: no region)."""
+    if kind not in _ARN_SHAPES:
+        name = name.lstrip("/")
+    shape = _ARN_SHAPES.get(kind, "arn:aws:{service}:{region}:{account}:{name}")
+    return shape.format(service=kind.split("::")[1].lower(), region=region, account=account_id, name=name)
+
+
 class Provisioner:
     """Creates the template's resources in moto and wires the functions' triggers."""
 
@@ -156,9 +176,11 @@ class Provisioner:
                 if isinstance(value, str) and value:
                     name = value
                     break
-        service = kind.split("::")[1].lower()
-        arn = f"arn:aws:{service}:{self.template.region}:{self.template.account_id}:{name.lstrip('/')}"
-        return {"Ref": name, "Arn": arn, "Name": name}
+        return {
+            "Ref": name,
+            "Arn": placeholder_arn(kind, name, self.template.region, self.template.account_id),
+            "Name": name,
+        }
 
     # -- EventBridge -----------------------------------------------------------------------------
     def _event_bus(self, logical_id: str, properties: dict[str, Any]) -> Attributes:

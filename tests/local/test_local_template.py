@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from local.resources import placeholder_arn
 from local.template import (
     NO_VALUE,
     Template,
@@ -302,3 +303,16 @@ def test_relays_to_this_machine_without_a_port_or_to_moto_are_refused_at_start(v
     # WHEN / THEN the stack refuses to start, saying why
     with pytest.raises(SettingsError, match=message):
         relay_allowed_hosts({"CORRELATOR_PARAM_RelayAllowedHosts": value}, _settings())
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "arn"),
+    [
+        ("AWS::IAM::Role", "stack-Role", "arn:aws:iam::123456789012:role/stack-Role"),
+        ("AWS::IAM::ManagedPolicy", "p", "arn:aws:iam::123456789012:policy/p"),
+        ("AWS::Logs::LogGroup", "/aws/lambda/f", "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/f"),
+        ("AWS::SNS::Topic", "alerts", "arn:aws:sns:eu-west-1:123456789012:alerts"),
+    ],
+)
+def test_skipped_resources_get_arns_of_their_real_shape(kind: str, name: str, arn: str) -> None:
+    assert placeholder_arn(kind, name, "eu-west-1", "123456789012") == arn
