@@ -22,6 +22,9 @@ import yaml
 DEFAULT_STACK_NAME = "correlator"
 DEFAULT_ACCOUNT_ID = "123456789012"
 PARAMETER_ENV_PREFIX = "CORRELATOR_PARAM_"
+# Template parameters whose local value differs from the deployed default (CORRELATOR_PARAM_<Name> wins).
+# Relays may reach this machine over plain http, e.g. another local stack or a test receiver.
+LOCAL_PARAMETERS = {"RelayAllowedHosts": "127.0.0.1"}
 
 # SAM's Globals sections and the resource types they apply to.
 GLOBALS_SECTIONS = {
@@ -128,8 +131,27 @@ def _functions() -> Iterable[str]:
     return (name for name in _SHORT_TAGS.values() if name.startswith("Fn::"))
 
 
-def parameter_values(declared: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Each parameter's value: ``CORRELATOR_PARAM_<Name>`` if set, else its Default, typed."""
+def parameter_values(
+    declared: Mapping[str, Any], environ: Mapping[str, str], tolerated: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Each parameter's value: ``CORRELATOR_PARAM_<Name>`` if set, else its Default, typed and checked.
+
+    A value is held to the parameter's constraints as CloudFormation holds it (``AllowedValues``,
+    ``AllowedPattern``, ``MinValue``/``MaxValue``, ``MinLength``/``MaxLength``), and a
+    ``CORRELATOR_PARAM_<Name>`` that names no parameter of the template is refused (a typo would
+    otherwise be ignored silently); ``tolerated`` names may be set without being declared.
+    """
+    unknown = sorted(
+        name[len(PARAMETER_ENV_PREFIX) :]
+        for name in environ
+        if name.startswith(PARAMETER_ENV_PREFIX) and name[len(PARAMETER_ENV_PREFIX) :] not in declared
+    )
+    unknown = [name for name in unknown if name not in set(tolerated)]
+    if unknown:
+        raise TemplateError(
+            f"{', '.join(PARAMETER_ENV_PREFIX + name for name in unknown)}: the template has no such parameter "
+            f"(it declares {', '.join(sorted(declared)) or 'none'})"
+        )
     values: dict[str, Any] = {}
     for name, declaration in declared.items():
         spec = declaration if isinstance(declaration, dict) else {}
@@ -137,11 +159,36 @@ def parameter_values(declared: Mapping[str, Any], environ: Mapping[str, str]) ->
         if raw is None:
             raise TemplateError(f"parameter {name} has no Default: set {PARAMETER_ENV_PREFIX}{name}")
         value = _typed_parameter(name, str(spec.get("Type", "String")), raw)
-        allowed = spec.get("AllowedValues")
-        if allowed and value not in allowed and as_text(value) not in [as_text(item) for item in allowed]:
-            raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
+        problem = _constraint_problem(spec, value)
+        if problem:
+            where = f" (from {PARAMETER_ENV_PREFIX}{name})" if PARAMETER_ENV_PREFIX + name in environ else ""
+            hint = f": {spec['ConstraintDescription']}" if spec.get("ConstraintDescription") else ""
+            raise TemplateError(f"parameter {name}={as_text(value)!r}{where} {problem}{hint}")
         values[name] = value
     return values
+
+
+def _constraint_problem(spec: Mapping[str, Any], value: Any) -> str | None:
+    """Why ``value`` breaks the parameter's constraints, or None."""
+    allowed = spec.get("AllowedValues")
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if allowed and item not in allowed and as_text(item) not in [as_text(choice) for choice in allowed]:
+            return f"is not one of {[as_text(choice) for choice in allowed]}"
+        if isinstance(item, (int, float)):
+            if "MinValue" in spec and item < float(spec["MinValue"]):
+                return f"is less than its MinValue {spec['MinValue']}"
+            if "MaxValue" in spec and item > float(spec["MaxValue"]):
+                return f"is greater than its MaxValue {spec['MaxValue']}"
+            continue
+        text = as_text(item)
+        if "AllowedPattern" in spec and not re.fullmatch(str(spec["AllowedPattern"]), text):
+            return f"does not match its AllowedPattern {spec['AllowedPattern']}"
+        if "MinLength" in spec and len(text) < int(spec["MinLength"]):
+            return f"is shorter than its MinLength {spec['MinLength']}"
+        if "MaxLength" in spec and len(text) > int(spec["MaxLength"]):
+            return f"is longer than its MaxLength {spec['MaxLength']}"
+    return None
 
 
 def _typed_parameter(name: str, kind: str, raw: Any) -> Any:
@@ -435,7 +482,7 @@ class Template:
         self.stack_name = stack_name
         self.region = region
         self.account_id = account_id
-        self.parameters = parameter_values(body.get("Parameters") or {}, environ)
+        self.parameters = parameter_values(body.get("Parameters") or {}, environ, tolerated=LOCAL_PARAMETERS)
         self.attributes: MutableMapping[str, dict[str, Any]] = {}
         self.resolver = Resolver(
             parameters=self.parameters,

@@ -316,3 +316,52 @@ def test_relays_to_this_machine_without_a_port_or_to_moto_are_refused_at_start(v
 )
 def test_skipped_resources_get_arns_of_their_real_shape(kind: str, name: str, arn: str) -> None:
     assert placeholder_arn(kind, name, "eu-west-1", "123456789012") == arn
+
+
+CONSTRAINED = """
+Parameters:
+  MaxHops: {Type: Number, Default: 3, MinValue: 0, MaxValue: 16}
+  Environment: {Type: String, Default: dev, AllowedPattern: "^[a-z][a-z0-9-]{0,15}$",
+                ConstraintDescription: lower-case letters, digits and hyphens}
+  Flag: {Type: String, Default: "true", AllowedValues: ["true", "false"]}
+  Name: {Type: String, Default: abc, MinLength: 2, MaxLength: 4}
+Resources:
+  Queue: {Type: AWS::SQS::Queue}
+"""
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"CORRELATOR_PARAM_MaxHops": "99"},
+            r"MaxHops='99' \(from CORRELATOR_PARAM_MaxHops\) is greater than its MaxValue 16",
+        ),
+        ({"CORRELATOR_PARAM_MaxHops": "-1"}, "is less than its MinValue 0"),
+        ({"CORRELATOR_PARAM_Environment": "Prod!"}, "does not match its AllowedPattern .*: lower-case letters"),
+        ({"CORRELATOR_PARAM_Flag": "yes"}, r"is not one of \['true', 'false'\]"),
+        ({"CORRELATOR_PARAM_Name": "a"}, "shorter than its MinLength 2"),
+        ({"CORRELATOR_PARAM_Name": "abcde"}, "longer than its MaxLength 4"),
+        ({"CORRELATOR_PARAM_MaxHop": "5"}, "CORRELATOR_PARAM_MaxHop: the template has no such parameter .*MaxHops"),
+    ],
+)
+def test_a_parameter_value_the_template_forbids_is_refused_at_load(environ: dict[str, str], message: str) -> None:
+    # GIVEN / WHEN / THEN
+    with pytest.raises(TemplateError, match=message):
+        template(environ, CONSTRAINED)
+
+
+def test_values_within_the_constraints_are_taken() -> None:
+    environ = {"CORRELATOR_PARAM_MaxHops": "16", "CORRELATOR_PARAM_Environment": "qa-2", "CORRELATOR_PARAM_Name": "ab"}
+    assert template(environ, CONSTRAINED).parameters == {
+        "MaxHops": 16,
+        "Environment": "qa-2",
+        "Flag": "true",
+        "Name": "ab",
+    }
+
+
+def test_the_local_only_parameter_defaults_are_tolerated_by_any_template() -> None:
+    from local.settings import template_environment
+
+    assert template(template_environment({}), CONSTRAINED).parameters["MaxHops"] == 3
