@@ -5,7 +5,8 @@ stands in for API Gateway's: ``ApiKeyRequired`` routes take ``x-api-key: <api ke
 an authorizer (``DefaultAuthorizer: AWS_IAM`` unless overridden by ``Authorizer: NONE``) take
 ``x-api-key: <admin key>`` in place of a SigV4 signature. API Gateway's own answers are kept:
 403 ``Forbidden`` for a missing or wrong key, 403 ``Missing Authentication Token`` for an unknown
-path or method, 502 ``Internal server error`` when the handler fails.
+path or method, 429 when an API key route is over its usage plan's throttle or quota
+(``local.throttle``), 502 ``Internal server error`` when the handler fails.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from local.functions import LocalFunction
 from local.lines import event_count, tone
 from local.settings import API_KEY_ID, Settings
 from local.template import Template
+from local.throttle import Limiter, UsagePlan
 from local.workers import InvocationError
 
 log = logging.getLogger("local.api")
@@ -59,6 +61,7 @@ class Route:
     stage: str = "Prod"
     stage_variables: Mapping[str, str] | None = None
     binary_types: tuple[str, ...] = ()
+    usage_plan: UsagePlan | None = None  # for API key routes: their API's throttle and quota
     segments: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -144,6 +147,7 @@ def routes_of(template: Template, functions: Iterable[LocalFunction]) -> list[Ro
                     stage=str(api.get("StageName") or "Prod"),
                     stage_variables=api.get("Variables") or None,
                     binary_types=tuple(str(kind).replace("~1", "/") for kind in api.get("BinaryMediaTypes") or []),
+                    usage_plan=UsagePlan.from_sam_auth(api_auth) if auth is Auth.API_KEY else None,
                 )
             )
     return routes
@@ -298,9 +302,10 @@ def _message(status: int, message: str, error_type: str | None = None) -> tuple[
 class Gateway:
     """Turns one HTTP request into a handler invocation and its result into the HTTP response."""
 
-    def __init__(self, router: Router, settings: Settings) -> None:
+    def __init__(self, router: Router, settings: Settings, limiter: Limiter | None = None) -> None:
         self.router = router
         self.settings = settings
+        self.limiter = limiter or Limiter()
 
     def handle(
         self, method: str, target: str, headers: Headers, body: bytes, client_ip: str
@@ -325,6 +330,10 @@ class Gateway:
         identity = _blank_identity(client_ip, header_value(headers, "user-agent"))
         if not authorize(route, headers, self.settings, identity):
             return (*_message(403, "Forbidden", "ForbiddenException"), f"forbidden: needs the {route.auth} key")
+        if route.usage_plan is not None:
+            refusal = self.limiter.admit(route.usage_plan, route.api_id, str(identity["apiKeyId"]))
+            if refusal is not None:
+                return (*_message(429, refusal.message, refusal.error_type), f"refused: {refusal.message}")
         event = proxy_event(
             route,
             parameters,

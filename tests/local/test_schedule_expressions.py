@@ -11,8 +11,8 @@ from local.schedule_expressions import ScheduleExpressionError, Timing, parse_ex
 UTC_TIMING = Timing.of("UTC")
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def fires(
@@ -86,7 +86,7 @@ def test_at_is_a_wall_clock_time_of_the_time_zone_and_fires_once() -> None:
 
 
 def test_rate_starts_at_creation_or_at_start_date_and_stops_after_end_date() -> None:
-    created = utc(2026, 12, 1, 10, 0, 7)
+    created = datetime(2026, 12, 1, 10, 0, 7, tzinfo=UTC)
     # no StartDate: at once, then every period
     assert fires("rate(5 minutes)", created - timedelta(microseconds=1), created=created) == [
         created,
