@@ -115,7 +115,8 @@ class LocalFunction:
             "AWS_LAMBDA_LOG_GROUP_NAME": as_text(log_group),
             "LAMBDA_TASK_ROOT": str(self.code_dir),
             "_HANDLER": f"{self.module_file.stem}.{self.handler_name}",
-            **{name: as_text(value) for name, value in declared.items()},
+            # The runner points every SDK call at moto; the template's AWS_ENDPOINT_URL* (for sam local) never wins.
+            **{name: as_text(value) for name, value in declared.items() if not name.startswith("AWS_ENDPOINT_URL")},
         }
 
     def _triggers(self) -> Triggers:
