@@ -23,10 +23,9 @@ import ipaddress
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from itertools import count
 from typing import Any, NoReturn
 
 __all__ = ["EventPattern", "InvalidEventPattern", "compile_pattern"]
@@ -382,47 +381,62 @@ def compile_pattern(text: str) -> list[Rule]:
 # -- matching (rulesForJSONEvent) ---------------------------------------------------------------
 
 Membership = tuple[tuple[int, int], ...]  # (array id, element index) for each array a value is in
-Occurrences = dict[str, list[tuple[Any, Membership]]]
+Occurrences = list[tuple[Any, Membership]]
+# A compiled alternative: (dotted path, its keys, exists:false allowed, values), in key order.
+Field = tuple[str, tuple[str, ...], bool, tuple[Matcher, ...]]
 
 
-def _leaves(node: Any, path: str, membership: Membership, out: Occurrences, arrays: Iterator[int]) -> None:
-    if isinstance(node, Mapping):
-        for key, child in node.items():
-            _leaves(child, f"{path}.{key}" if path else str(key), membership, out, arrays)
-    elif isinstance(node, Sequence) and not isinstance(node, str):
-        array = next(arrays)
+def _collect(node: Any, keys: tuple[str, ...], at: int, membership: Membership, out: Occurrences) -> None:
+    """The leaf values at ``keys`` below ``node``, arrays crushed out, with the arrays they sit in.
+
+    An array is identified by its object (the event is not changed while it is matched). Keys
+    with dots in the event match too, as event-ruler joins keys with dots.
+    """
+    if isinstance(node, list):
+        array = id(node)
         for index, item in enumerate(node):
-            _leaves(item, path, (*membership, (array, index)), out, arrays)
-    else:
-        out.setdefault(path, []).append((node, membership))
+            _collect(item, keys, at, (*membership, (array, index)), out)
+    elif at == len(keys):
+        if not isinstance(node, dict):
+            out.append((node, membership))
+    elif isinstance(node, dict):
+        child = node.get(keys[at], _MISSING)
+        if child is not _MISSING:
+            _collect(child, keys, at + 1, membership, out)
+        for end in range(at + 2, len(keys) + 1):
+            child = node.get(".".join(keys[at:end]), _MISSING)
+            if child is not _MISSING:
+                _collect(child, keys, end, membership, out)
+
+
+_MISSING = object()
 
 
 def _consistent(membership: Membership, chosen: dict[int, int]) -> bool:
     return all(chosen.get(array, index) == index for array, index in membership)
 
 
-def _rule_matches(rule: Rule, occurrences: Occurrences) -> bool:
-    fields = sorted(rule)  # event-ruler walks a rule's fields in key order
-
-    def walk(position: int, chosen: dict[int, int]) -> bool:
-        if position == len(fields):
-            return True
-        matchers = rule[fields[position]]
-        found = occurrences.get(fields[position], [])
-        tried: set[Membership] = set()
-        for value, membership in found:
-            if membership in tried or not _consistent(membership, chosen):
-                continue
-            if any(matcher.matches(value) for matcher in matchers):
-                tried.add(membership)
-                if walk(position + 1, {**chosen, **dict(membership)}):
-                    return True
-        absent_allowed = any(matcher.kind == "exists" and matcher.value is False for matcher in matchers)
-        if absent_allowed and not any(_consistent(membership, chosen) for _, membership in found):
-            return walk(position + 1, chosen)
-        return False
-
-    return walk(0, {})
+def _walk(
+    fields: list[Field], position: int, chosen: dict[int, int], found: dict[str, Occurrences], event: Any
+) -> bool:
+    if position == len(fields):
+        return True
+    path, keys, absent_allowed, matchers = fields[position]
+    occurrences = found.get(path)
+    if occurrences is None:
+        occurrences = found[path] = []
+        _collect(event, keys, 0, (), occurrences)
+    tried: set[Membership] = set()
+    for value, membership in occurrences:
+        if membership in tried or (membership and not _consistent(membership, chosen)):
+            continue
+        if any(matcher.matches(value) for matcher in matchers):
+            tried.add(membership)
+            if _walk(fields, position + 1, {**chosen, **dict(membership)} if membership else chosen, found, event):
+                return True
+    if absent_allowed and not any(_consistent(membership, chosen) for _, membership in occurrences):
+        return _walk(fields, position + 1, chosen, found, event)
+    return False
 
 
 class EventPattern:
@@ -431,8 +445,19 @@ class EventPattern:
     def __init__(self, text: str | None) -> None:
         self.text = text
         self.rules = compile_pattern(text) if text is not None else []
+        self._fields: list[list[Field]] = [
+            [
+                (
+                    path,
+                    tuple(path.split(".")),
+                    any(matcher.kind == "exists" and matcher.value is False for matcher in matchers),
+                    tuple(matchers),
+                )
+                for path, matchers in sorted(rule.items())  # event-ruler walks a rule's fields in key order
+            ]
+            for rule in self.rules
+        ]
 
     def matches(self, event: Mapping[str, Any]) -> bool:
-        occurrences: Occurrences = {}
-        _leaves(event, "", (), occurrences, count())
-        return any(_rule_matches(rule, occurrences) for rule in self.rules)
+        found: dict[str, Occurrences] = {}  # leaf values by path, looked up once per event
+        return any(_walk(fields, 0, {}, found, event) for fields in self._fields)
