@@ -116,17 +116,17 @@ class LocalScheduler(threading.Thread):
         self.clock = clock
         self.plans: dict[str, Plan] = {}
         self.fired = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(TICK):
+        while not self._halt.wait(TICK):
             try:
                 self.tick()
             except Exception:
                 log.exception("the scheduler failed; carrying on")
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
+        self._halt.set()
         if self.is_alive():
             self.join(timeout)
 

@@ -222,3 +222,22 @@ def test_an_expression_that_cannot_run_is_skipped_and_the_rest_still_fire(world:
     world.schedule("good", "rate(1 hour)", {"Arn": arn, "Input": "good"})
     world.runner.tick()
     assert [message["Body"] for message in world.drain(url)] == ["good"]
+
+
+def test_the_scheduler_thread_runs_and_stops(world: World) -> None:
+    # GIVEN a running scheduler (real ticks) and a schedule due now
+    url, arn = world.queue("live")
+    world.runner.clock = lambda: datetime.now(UTC) + timedelta(seconds=10)
+    world.runner.start()
+    world.schedule("live", "rate(1 hour)", {"Arn": arn, "Input": "tick"})
+
+    # WHEN it has had time for a few ticks, and is stopped
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    bodies: list[str] = []
+    while not bodies and datetime.now(UTC) < deadline:
+        bodies = [message["Body"] for message in world.drain(url)]
+    world.runner.stop()
+
+    # THEN it fired and its thread ended
+    assert bodies == ["tick"]
+    assert not world.runner.is_alive()

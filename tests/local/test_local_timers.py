@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,8 +19,8 @@ BUS = "correlator"
 
 
 @pytest.fixture
-def timer_probe(stack: LocalStack) -> Probe:
-    """A queue behind a rule that sees the timer events on the stack's bus, emptied before the test."""
+def timer_probe(stack: LocalStack) -> Iterator[Probe]:
+    """A queue behind a rule that sees the timer events on the stack's bus; removed after the test."""
     sqs, events = stack.client("sqs"), stack.client("events")
     queue_url = sqs.create_queue(QueueName="local-test-timers")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -28,7 +29,10 @@ def timer_probe(stack: LocalStack) -> Probe:
     events.put_targets(Rule="local-test-timers", EventBusName=BUS, Targets=[{"Id": "probe", "Arn": queue_arn}])
     probe = Probe(sqs, queue_url)
     probe.drain()
-    return probe
+    yield probe
+    events.remove_targets(Rule="local-test-timers", EventBusName=BUS, Ids=["probe"])
+    events.delete_rule(Name="local-test-timers", EventBusName=BUS)
+    sqs.delete_queue(QueueUrl=queue_url)
 
 
 def schedules(stack: LocalStack) -> list[str]:
