@@ -136,25 +136,40 @@ def _serialize_dynamodb_item_writes() -> None:
         setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
 
 
+class RulerEventPattern:
+    """What moto's rules keep as their pattern: validated and matched by ``local.event_pattern``.
+
+    A module-level class (not a subclass made inside ``apply``) so that moto's state pickles.
+    """
+
+    def __init__(self, raw_pattern: str | None) -> None:
+        from local.event_pattern import EventPattern
+
+        self._raw_pattern = raw_pattern
+        self.compiled = EventPattern(raw_pattern or None)
+
+    def matches_event(self, event: Any) -> bool:
+        return self.compiled.matches(event)
+
+    def dump(self) -> str | None:
+        return self._raw_pattern
+
+    def get_pattern(self) -> dict[str, Any]:
+        import json
+
+        loaded: dict[str, Any] = json.loads(self._raw_pattern) if self._raw_pattern else {}
+        return loaded
+
+
 def _patch_event_patterns() -> None:
     from moto.events import models
     from moto.events.exceptions import InvalidEventPatternException
 
-    from local.event_pattern import EventPattern, InvalidEventPattern
-
-    class RulerEventPattern(models.EventPattern):
-        """moto's EventPattern, validated and matched by ``local.event_pattern``."""
-
-        def __init__(self, raw_pattern: str | None, compiled: EventPattern) -> None:
-            super().__init__(raw_pattern, {})
-            self.compiled = compiled
-
-        def matches_event(self, event: Any) -> bool:
-            return self.compiled.matches(event)
+    from local.event_pattern import InvalidEventPattern
 
     def load(cls: Any, raw_pattern: str | None) -> RulerEventPattern:
         try:
-            return RulerEventPattern(raw_pattern, EventPattern(raw_pattern or None))
+            return RulerEventPattern(raw_pattern)
         except InvalidEventPattern as error:
             raise InvalidEventPatternException(reason=str(error)) from None
 
