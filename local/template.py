@@ -22,9 +22,8 @@ import yaml
 DEFAULT_STACK_NAME = "correlator"
 DEFAULT_ACCOUNT_ID = "123456789012"
 PARAMETER_ENV_PREFIX = "CORRELATOR_PARAM_"
-# Template parameters whose local value differs from the deployed default (CORRELATOR_PARAM_<Name> wins).
-# Relays may reach this machine over plain http, e.g. another local stack or a test receiver.
-LOCAL_PARAMETERS = {"RelayAllowedHosts": "127.0.0.1"}
+# Parameters the local runner may set (CORRELATOR_PARAM_<Name>) whether or not a template declares them.
+RUNNER_PARAMETERS = frozenset({"RelayAllowedHosts"})
 
 # SAM's Globals sections and the resource types they apply to.
 GLOBALS_SECTIONS = {
@@ -482,7 +481,7 @@ class Template:
         self.stack_name = stack_name
         self.region = region
         self.account_id = account_id
-        self.parameters = parameter_values(body.get("Parameters") or {}, environ, tolerated=LOCAL_PARAMETERS)
+        self.parameters = parameter_values(body.get("Parameters") or {}, environ, tolerated=RUNNER_PARAMETERS)
         self.attributes: MutableMapping[str, dict[str, Any]] = {}
         self.resolver = Resolver(
             parameters=self.parameters,
