@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -35,6 +35,11 @@ def timer_probe(stack: LocalStack) -> Iterator[Probe]:
     sqs.delete_queue(QueueUrl=queue_url)
 
 
+def of_rule(probe: Probe, name: str) -> Callable[[], list[dict[str, Any]]]:
+    """The probe's events that the rule ``name`` made (the stack is shared with other tests)."""
+    return lambda: [event for event in probe.drain() if event["detail"].get("system_id") == f"rule/{name}"]
+
+
 def schedules(stack: LocalStack) -> list[str]:
     return [schedule["Name"] for schedule in stack.client("scheduler").list_schedules()["Schedules"]]
 
@@ -54,18 +59,19 @@ def test_a_oneshot_timer_rule_puts_its_event_on_the_bus_when_due(
     assert re.fullmatch(r"arn:aws:iam::123456789012:role/correlator-TimerSchedulerRole", target["RoleArn"])
 
     # WHEN the time comes
-    seen: list[dict[str, Any]] = wait_for(timer_probe.drain, due - time.time() + 5, "the timer event never came")
+    seen: list[dict[str, Any]] = wait_for(of_rule(timer_probe, "local-once"), due - time.time() + 5, "it never came")
     arrived = time.time()
 
     # THEN exactly one timer event is on the bus, not before its time, and its schedule is gone
+    assert len(seen) == 1, seen
     [event] = seen
     assert (event["detail-type"], event["detail"]["object"]) == ("timer.oneshot", str(due * 1000))
     assert event["detail"]["system_id"] == "rule/local-once"
     assert event["detail"]["time"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(due))
     assert arrived >= due
-    assert "local-once" not in schedules(stack)
+    wait_for(lambda: "local-once" not in schedules(stack), 2, "the fired one-shot schedule was not deleted")
     time.sleep(1.5)
-    assert timer_probe.drain() == []
+    assert of_rule(timer_probe, "local-once")() == []
 
 
 def test_a_periodic_timer_rule_fires_at_once_and_a_disabled_one_does_not(
@@ -82,7 +88,10 @@ def test_a_periodic_timer_rule_fires_at_once_and_a_disabled_one_does_not(
     )
 
     # WHEN / THEN the enabled one fires as soon as it is created (a rate schedule without StartDate)
-    [event] = wait_for(timer_probe.drain, 5, "the periodic timer did not fire")
-    assert (event["detail-type"], event["detail"]["object"]) == ("timer.periodic", "60")
+    hourly, off = of_rule(timer_probe, "local-hourly"), of_rule(timer_probe, "local-off")
+    seen = wait_for(hourly, 5, "the periodic timer did not fire")
+    assert len(seen) == 1, seen
+    assert (seen[0]["detail-type"], seen[0]["detail"]["object"]) == ("timer.periodic", "60")
     time.sleep(1.5)
-    assert timer_probe.drain() == []
+    assert hourly() == []
+    assert off() == []
