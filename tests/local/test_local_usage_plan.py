@@ -40,20 +40,23 @@ def test_throttle_then_quota_answer_429_like_api_gateway(limited: LocalStack) ->
     with ThreadPoolExecutor(6) as pool:
         together = list(pool.map(lambda _: post(limited), range(6)))
 
-    # THEN the burst of 2 is accepted and the rest are throttled
-    assert sorted(response.status for response in together) == [200, 200, 429, 429, 429, 429]
+    # THEN the burst is accepted and the rest are throttled (a slow machine may refill one token meanwhile)
+    statuses = [response.status for response in together]
+    assert statuses.count(200) in (2, 3), statuses
+    assert statuses.count(429) == 6 - statuses.count(200), statuses
     throttled = next(response for response in together if response.status == 429)
     assert json.loads(throttled.body) == {"message": "Too Many Requests"}
     assert throttled.headers["x-amzn-ErrorType"] == "TooManyRequestsException"
 
-    # WHEN a request comes after the bucket refilled, and another one after that
-    time.sleep(1.2)
-    third = post(limited)
-    time.sleep(1.2)
-    fourth = post(limited)
+    # WHEN requests keep coming, each after the bucket refilled
+    later: list[Response] = []
+    while len(later) < 3 and (not later or later[-1].status == 200):
+        time.sleep(1.2)
+        later.append(post(limited))
 
-    # THEN the third is accepted, and the fourth is over the quota of 3 a day
-    assert third.status == 200, third.body
-    assert fourth.status == 429
-    assert json.loads(fourth.body) == {"message": "Limit Exceeded"}
-    assert fourth.headers["x-amzn-ErrorType"] == "LimitExceededException"
+    # THEN exactly 3 requests were accepted in all (the quota of the day), then "Limit Exceeded"
+    assert statuses.count(200) + [response.status for response in later].count(200) == 3
+    exceeded = later[-1]
+    assert exceeded.status == 429
+    assert json.loads(exceeded.body) == {"message": "Limit Exceeded"}
+    assert exceeded.headers["x-amzn-ErrorType"] == "LimitExceededException"
