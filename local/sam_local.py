@@ -21,7 +21,6 @@ import json
 import os
 import re
 import sys
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,7 +54,7 @@ def provisioned(template_path: Path, environ: Mapping[str, str]) -> Iterator[tup
         template = Template.load(template_path, template_environment(environ), stack_name=DEFAULT_STACK_NAME)
         clients = {service: boto3.client(service, region_name=template.region) for service in SERVICES}
         functions = {
-            logical_id: LocalFunction(template, logical_id, threading.Lock())
+            logical_id: LocalFunction(template, logical_id)
             for logical_id in template.of_type(FUNCTION_TYPE)
         }
         delivery = Delivery(clients["sqs"], clients["events"], functions, template.stack_name)
