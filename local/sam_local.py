@@ -53,10 +53,7 @@ def provisioned(template_path: Path, environ: Mapping[str, str]) -> Iterator[tup
     with mock_aws():
         template = Template.load(template_path, template_environment(environ), stack_name=DEFAULT_STACK_NAME)
         clients = {service: boto3.client(service, region_name=template.region) for service in SERVICES}
-        functions = {
-            logical_id: LocalFunction(template, logical_id)
-            for logical_id in template.of_type(FUNCTION_TYPE)
-        }
+        functions = {logical_id: LocalFunction(template, logical_id) for logical_id in template.of_type(FUNCTION_TYPE)}
         delivery = Delivery(clients["sqs"], clients["events"], functions, template.stack_name)
         Provisioner(template, clients, delivery).provision(functions)
         yield template, functions
