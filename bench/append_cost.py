@@ -7,12 +7,14 @@ a large append is S3's work, not the writer's. The writer's S3 client counts the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,22 +89,41 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def measure() -> dict[str, AppendCost]:
-    """Append cost onto an empty log and onto a 40 MB one (same batch, same run)."""
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server in a child process, with ``local.moto_compat``; yields its endpoint URL."""
     port = _free_port()
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
     server = subprocess.Popen([sys.executable, "-c", _SERVER, str(port)], stdin=subprocess.PIPE, env=env)
     try:
-        endpoint = f"http://127.0.0.1:{port}"
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-            config=Config(retries={"mode": "standard", "max_attempts": 3}),
-        )
-        _wait_until_up(s3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if server.stdin:
+            server.stdin.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def s3_client(endpoint: str) -> Any:
+    """An S3 client for the bench's moto server, once the server answers."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+    )
+    _wait_until_up(s3)
+    return s3
+
+
+def measure() -> dict[str, AppendCost]:
+    """Append cost onto an empty log and onto a 40 MB one (same batch, same run)."""
+    with moto_server() as endpoint:
+        s3 = s3_client(endpoint)
         s3.create_bucket(Bucket=BUCKET)
         counter = ByteCounter(s3)
         log = EventLog(S3Appender(s3, BUCKET))
@@ -112,13 +133,6 @@ def measure() -> dict[str, AppendCost]:
             "8 MB": _time_append(s3, log, counter, batch, existing=_log_of(batch, COPY_PATH_LOG_BYTES)),
             "40 MB": _time_append(s3, log, counter, batch, existing=_log_of(batch, LARGE_LOG_BYTES)),
         }
-    finally:
-        if server.stdin:
-            server.stdin.close()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def _log_of(batch: str, size: int) -> bytes:

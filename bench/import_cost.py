@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 from bench.environment import RECEPTION_APP, RECEPTION_MODULE, subprocess_env
 
-RUNS = 7
-
 _LOAD_RECEPTION = f"""
 import importlib.util, sys, time
 start = time.perf_counter()
@@ -25,19 +23,6 @@ spec.loader.exec_module(module)
 elapsed = time.perf_counter() - start
 """
 RECEPTION_SCRIPT = _LOAD_RECEPTION + "print(elapsed)\n"
-BOTO3_SCRIPT = """
-import time
-start = time.perf_counter()
-import boto3
-print(time.perf_counter() - start)
-"""
-BOTO3_CLIENT_SCRIPT = """
-import time
-start = time.perf_counter()
-import boto3
-boto3.client("events")
-print(time.perf_counter() - start)
-"""
 # Compiles, from source, every non-stdlib module the import loaded: what a cold start costs when
 # the deployed packages carry no .pyc files (the layer is built with --no-compile and /opt is
 # read-only on Lambda, so nothing can be cached there).
@@ -74,15 +59,6 @@ _IMPORTTIME_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S.*
 
 
 @dataclass(frozen=True, slots=True)
-class ImportTiming:
-    """Best and median seconds over ``runs`` fresh interpreters."""
-
-    best: float
-    median: float
-    runs: int
-
-
-@dataclass(frozen=True, slots=True)
 class ImportedModule:
     name: str
     depth: int
@@ -102,32 +78,6 @@ def _run(script: str, *args: str, flags: tuple[str, ...] = ()) -> subprocess.Com
     if completed.returncode != 0:
         raise RuntimeError(f"import subprocess failed ({completed.returncode}):\n{completed.stderr[-2000:]}")
     return completed
-
-
-def _seconds(script: str, *args: str) -> float:
-    return float(_run(script, *args).stdout.split()[-1])
-
-
-def time_imports(runs: int = RUNS) -> dict[str, ImportTiming]:
-    """Cold import seconds of the reception module, ``import boto3`` and boto3 plus an events client.
-
-    The runs are interleaved so that a noisy neighbour on a shared machine hits all of them alike.
-    """
-    scripts = {
-        "reception": (RECEPTION_SCRIPT, str(RECEPTION_APP)),
-        "boto3": (BOTO3_SCRIPT,),
-        "boto3_client": (BOTO3_CLIENT_SCRIPT,),
-    }
-    samples: dict[str, list[float]] = {name: [] for name in scripts}
-    for script, *args in scripts.values():
-        _seconds(script, *args)  # warm the OS file cache and the repository's .pyc files
-    for _ in range(runs):
-        for name, (script, *args) in scripts.items():
-            samples[name].append(_seconds(script, *args))
-    return {
-        name: ImportTiming(best=min(values), median=sorted(values)[len(values) // 2], runs=runs)
-        for name, values in samples.items()
-    }
 
 
 def top_imports(count: int = 10) -> list[ImportedModule]:

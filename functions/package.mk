@@ -12,18 +12,12 @@ ship = mkdir -p "$(ARTIFACTS_DIR)/functions/$(1)" && touch "$(ARTIFACTS_DIR)/fun
 	done
 
 PIP ?= python3 -m pip
-# /var/task is read-only on Lambda: without shipped bytecode every cold start compiles the
-# dependencies again. When a python3.13 is at hand (PATH or pyenv), ship bytecode for 3.13.
-PY313 ?= $(shell for py in python3.13 $(HOME)/.pyenv/versions/3.13*/bin/python3.13; do \
-	"$$py" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$py"; break; }; done)
 
 # A function's own dependencies (its requirements.txt) as wheels for the Lambda target
-# (python3.13, arm64), then 3.13 bytecode for the whole artifact when python3.13 is available.
+# (python3.13, arm64); the build target compiles the whole artifact for 3.13 last
+# (make/python313.mk, which fails the build when no python3.13 is at hand).
 define install_requirements
 $(PIP) install --quiet --no-compile --only-binary=:all: --implementation cp \
 	--platform manylinux2014_aarch64 --python-version 3.13 \
 	--target "$(ARTIFACTS_DIR)" -r requirements.txt
-if [ -n "$(PY313)" ]; then \
-	"$(PY313)" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$(ARTIFACTS_DIR)" >/dev/null; \
-fi
 endef

@@ -1,24 +1,22 @@
-"""POST /events: validate, stamp and publish client events to the Correlator bus."""
+"""POST /events: validate, stamp and publish client events to the Correlator bus.
 
-from __future__ import annotations
+Every request that passes the API's checks is served without the resolver; the resolver (Powertools'
+event handler, with OpenAPI validation: about a third of this function's cold start) is built on the
+first request it must answer — any refusal — and serves the API's error bodies and the OpenAPI document.
+"""
 
+import functools
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.openapi.params import Body
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
-from correlator.api import (
-    caller_from,
-    json_body_or_none,
-    register_error_handlers,
-)
-from correlator.errors import CorrelatorError, PublishFailedError
+from correlator.api import Caller, caller_from, json_body_or_none, proxy_response, register_error_handlers
+from correlator.errors import CorrelatorError, PayloadTooLargeError, PublishFailedError
+from correlator.event import EventSubmission
 from correlator.logs import function_logger
 from correlator.publisher import EventPublisher
 from correlator.reception import (
@@ -26,46 +24,69 @@ from correlator.reception import (
     ReceptionResponse,
     Submission,
     locate,
+    plain_request,
     publish_or_raise,
     result_of,
     stamp_submissions,
     submissions_of,
 )
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
 logger = function_logger()
 metrics = Metrics()
-app = APIGatewayRestResolver(enable_validation=True)
 publisher = EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"])
 
 
-def _count_rejected(error: CorrelatorError) -> None:
-    if isinstance(error, PublishFailedError):
-        return
-    body = json_body_or_none(app.current_event)
-    events = body.get("events") if isinstance(body, dict) else None
-    rejected = len(events) if isinstance(events, list) and events else 1
-    metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=rejected)
-    logger.info("request rejected", status=error.status, code=error.code, events=rejected)
+@functools.cache
+def resolver() -> "APIGatewayRestResolver":
+    """The REST resolver with the ``POST /events`` route and the API's error handlers (built once)."""
+    # This module does not postpone annotations, so the route's are evaluated here, where Body is in scope.
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+    from aws_lambda_powertools.event_handler.openapi.params import Body
+
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    def count_rejected(error: CorrelatorError) -> None:
+        if isinstance(error, PublishFailedError):
+            return
+        body = json_body_or_none(app.current_event)
+        events = body.get("events") if isinstance(body, dict) else None
+        rejected = len(events) if isinstance(events, list) and events else 1
+        metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=rejected)
+        logger.info("request rejected", status=error.status, code=error.code, events=rejected)
+
+    register_error_handlers(app, max_body_bytes=MAX_BODY_BYTES, locate=locate, on_error=count_rejected)
+
+    @app.post(
+        "/events",
+        summary="Submit one event or a batch of up to 100",
+        responses={
+            200: {"description": "Every event was accepted"},
+            400: {"description": "Malformed JSON, a body that is not an object, or an invalid header"},
+            413: {"description": "The body or one event is over its size limit"},
+            415: {"description": "The body is not application/json"},
+            422: {"description": "Schema violation; details name each event index and field"},
+            503: {"description": "Some events could not be published; results give each entry's status"},
+        },
+    )
+    def post_events(submission: Annotated[Submission, Body()]) -> ReceptionResponse:
+        return ReceptionResponse.model_validate(accept(submissions_of(submission), caller_from(app.current_event)))
+
+    return app
 
 
-register_error_handlers(app, max_body_bytes=MAX_BODY_BYTES, locate=locate, on_error=_count_rejected)
+def __getattr__(name: str) -> Any:
+    # ``app``, as every API function names its resolver (the OpenAPI generator and tests read it).
+    if name == "app":
+        return resolver()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@app.post(
-    "/events",
-    summary="Submit one event or a batch of up to 100",
-    responses={
-        200: {"description": "Every event was accepted"},
-        400: {"description": "Malformed JSON, a body that is not an object, or an invalid header"},
-        413: {"description": "The body or one event is over its size limit"},
-        415: {"description": "The body is not application/json"},
-        422: {"description": "Schema violation; details name each event index and field"},
-        503: {"description": "Some events could not be published; results give each entry's status"},
-    },
-)
-def post_events(submission: Annotated[Submission, Body()]) -> ReceptionResponse:
-    caller = caller_from(app.current_event)
-    events = stamp_submissions(submissions_of(submission), caller, publisher.bus_name)
+def accept(submissions: list[EventSubmission], caller: Caller) -> dict[str, Any]:
+    """Stamp and publish; the ``ReceptionResponse`` body, or ``PublishFailedError`` when some entries failed."""
+    events = stamp_submissions(submissions, caller, publisher.bus_name)
     try:
         outcomes = publish_or_raise(events, publisher)
     except PublishFailedError as error:
@@ -75,11 +96,24 @@ def post_events(submission: Annotated[Submission, Body()]) -> ReceptionResponse:
         logger.warning("publish failed", failed=failed, total=len(events), request_key=caller.request_key)
         raise
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=len(events))
-    logger.info("events accepted", count=len(events), request_key=caller.request_key, subject=caller.subject)
-    return ReceptionResponse.model_validate({"results": [result_of(outcome) for outcome in outcomes]})
+    # Debug, not info: EventsAccepted counts them, and a line per request would cost more CPU than the
+    # rest of a single-event request and ~$0.20 per million requests of CloudWatch Logs ingestion.
+    logger.debug("events accepted", count=len(events), request_key=caller.request_key, subject=caller.subject)
+    return {"results": [result_of(outcome) for outcome in outcomes]}
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    # What correlation_id_path=API_GATEWAY_REST selects, without a JMESPath search per request.
+    logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
+    # A request with nothing to refuse skips the resolver's per-request work; it answers everything else.
+    request = plain_request(event)
+    if request is None:
+        return resolver().resolve(event, context)
+    try:
+        return proxy_response(200, accept(request.submissions, request.caller))
+    except PayloadTooLargeError:  # refused before anything was published: the resolver says why
+        return resolver().resolve(event, context)
+    except PublishFailedError as error:
+        return proxy_response(error.status, error.to_body())

@@ -107,6 +107,64 @@ def test_a_single_event_is_stamped_and_published(post: Post, bus_probe: BusProbe
     }
 
 
+def test_through_the_http_api_the_jwt_subject_is_the_event_subject(post: Post, bus_probe: BusProbe) -> None:
+    # GIVEN a request through the HTTP API front door: payload 1.0, lower-case headers, a verified JWT
+    request = load_event("apigw/post-event-http-api")
+
+    # WHEN
+    response = post(request)
+
+    # THEN the event is published with the token's sub as its subject, like an API key id through REST
+    assert response.status == 200, response.body
+    [delivered] = bus_probe.drain()
+    assert delivered["detail"]["subject"] == "6p1nq2r3s4t5u6v7w8x9y0z1a2"
+    assert delivered["detail"]["request_key"] == "Req_2001"
+    assert delivered["detail"]["id"] == response.body["results"][0]["id"]
+
+
+def test_through_the_http_api_a_bad_event_is_refused_like_through_rest(post: Post, bus_probe: BusProbe) -> None:
+    # GIVEN
+    request = load_event("apigw/post-event-http-api")
+    request["body"] = json.dumps({"type": "order.created", "level": "LOUD"})
+
+    # WHEN
+    response = post(request)
+
+    # THEN
+    assert where(assert_error(response, 422, "validation_error")) == [(0, "level", "value_error")]
+    assert bus_probe.drain() == []
+
+
+def test_the_resolver_and_its_bypass_answer_and_publish_alike(
+    reception: ModuleType, lambda_context: LambdaContext, bus_probe: BusProbe
+) -> None:
+    # GIVEN a valid batch, which the handler serves without the resolver
+    request = load_event("apigw/post-events-batch")
+
+    # WHEN it is sent through the handler, then through the resolver itself
+    bypassed = reception.lambda_handler(request, lambda_context)
+    first = bus_probe.drain()
+    resolved = reception.app.resolve(request, lambda_context)
+    second = bus_probe.drain()
+
+    # THEN the same response (but for the new ids) and the same events on the bus
+    assert bypassed["statusCode"] == resolved["statusCode"] == 200
+    assert dict(bypassed["multiValueHeaders"]) == dict(resolved["multiValueHeaders"])
+    assert bypassed["isBase64Encoded"] == resolved["isBase64Encoded"]
+    ids = [[result["id"] for result in json.loads(answer["body"])["results"]] for answer in (bypassed, resolved)]
+    assert re.sub(r'"id":"[^"]+"', "", bypassed["body"]) == re.sub(r'"id":"[^"]+"', "", resolved["body"])
+
+    def published(delivered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {**event, "id": None, "time": None, "detail": {**event["detail"], "id": None, "time": None}}
+            for event in sorted(delivered, key=lambda event: event["detail"]["object"])
+        ]
+
+    assert sorted(event["detail"]["id"] for event in first) == sorted(ids[0])
+    assert sorted(event["detail"]["id"] for event in second) == sorted(ids[1])
+    assert published(first) == published(second)
+
+
 def test_a_batch_is_published_in_order_with_levels_normalized(post: Post, bus_probe: BusProbe) -> None:
     # GIVEN three events: default level, "warning" with a +01:00 time, and "ERROR"; X-Request-Key: Req_1001
     request = load_event("apigw/post-events-batch")

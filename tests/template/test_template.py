@@ -123,6 +123,53 @@ def test_sam_build_ships_bytecode_for_the_runtime_only_and_no_host_binaries(buil
     assert [path.name for path in python.rglob("*.so") if "x86_64" in path.name] == []
 
 
+def test_every_artifact_ships_bytecode_for_cpython_313_of_every_module(built: Path) -> None:
+    # GIVEN every built artifact: the layer and each function
+    artifacts = [path for path in built.iterdir() if path.is_dir()]
+    assert len(artifacts) >= 2
+
+    # THEN each of their Python modules has its cpython-313 .pyc beside it, and there is no other bytecode
+    for artifact in artifacts:
+        sources = list(artifact.rglob("*.py"))
+        assert sources, f"{artifact.name} ships no Python"
+        missing = [
+            str(source.relative_to(built))
+            for source in sources
+            if not (source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc").is_file()
+        ]
+        assert missing == [], f"{artifact.name}: no cpython-313 bytecode for {missing[:10]}"
+        assert [path.name for path in artifact.rglob("*.pyc") if ".cpython-313." not in path.name] == []
+
+
+def makefile_targets(template: dict[str, Any]) -> list[tuple[str, Path]]:
+    """``(LogicalId, source directory)`` of every resource built by ``BuildMethod: makefile``."""
+    return [
+        (name, ROOT / (resource["Properties"].get("CodeUri") or resource["Properties"].get("ContentUri")))
+        for name, resource in template["Resources"].items()
+        if resource.get("Metadata", {}).get("BuildMethod") == "makefile"
+    ]
+
+
+@pytest.mark.parametrize("name_and_source", makefile_targets(_load(TEMPLATE)), ids=lambda pair: pair[0])
+def test_a_build_without_python_3_13_fails_before_copying_anything(
+    name_and_source: tuple[str, Path], tmp_path: Path
+) -> None:
+    # GIVEN the build of one artifact, run as sam does (from a copy of its source), with no python3.13
+    name, source = name_and_source
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+
+    # WHEN
+    result = run(
+        "make", "--makefile", source / "Makefile", f"build-{name}", f"ARTIFACTS_DIR={artifacts}", "PY313=", cwd=source
+    )
+
+    # THEN it fails (not a warning and a slower layer), says why, and ships nothing
+    assert result.returncode != 0
+    assert "python3.13 not found" in result.stderr
+    assert list(artifacts.iterdir()) == []
+
+
 def test_built_functions_run_python_3_13_on_arm64(built: Path) -> None:
     # GIVEN
     template = _load(built / "template.yaml")
@@ -203,6 +250,29 @@ def test_post_events_needs_an_api_key_and_the_rest_of_the_api_iam(template: dict
     assert post_events["Type"] == "Api"
     assert (route["RestApiId"], route["Path"], route["Method"].lower()) == ({"Ref": "Api"}, "/events", "post")
     assert route["Auth"]["ApiKeyRequired"] is True
+
+
+def test_the_http_api_front_door_is_optional_jwt_authenticated_and_serves_post_events_only(
+    template: dict[str, Any],
+) -> None:
+    # GIVEN the HTTP API's resources
+    resources = template["Resources"]
+    http = {
+        name: resource for name, resource in resources.items() if resource["Type"].startswith("AWS::ApiGatewayV2::")
+    }
+
+    # THEN all of them exist only when an issuer is given, and only POST /events is routed, behind the JWT
+    assert template["Parameters"]["HttpApiJwtIssuer"]["Default"] == ""
+    assert {resource.get("Condition") for resource in http.values()} == {"HttpApiEnabled"}
+    routes = [resource for resource in http.values() if resource["Type"] == "AWS::ApiGatewayV2::Route"]
+    assert [route["Properties"]["RouteKey"] for route in routes] == ["POST /events"]
+    assert routes[0]["Properties"]["AuthorizationType"] == "JWT"
+    [authorizer] = [resource for resource in http.values() if resource["Type"] == "AWS::ApiGatewayV2::Authorizer"]
+    assert authorizer["Properties"]["AuthorizerType"] == "JWT"
+    # the reception gets the REST payload shape (1.0) it already serves
+    [integration] = [resource for resource in http.values() if resource["Type"] == "AWS::ApiGatewayV2::Integration"]
+    assert integration["Properties"]["PayloadFormatVersion"] == "1.0"
+    assert integration["Properties"]["IntegrationUri"] == {"Fn::GetAtt": ["ReceptionFunction", "Arn"]}
 
 
 def test_the_bus_is_archived(template: dict[str, Any]) -> None:

@@ -1,7 +1,10 @@
-"""The publisher: PutEvents chunks of at most 10 entries / 256 KB, and retries of retryable entries only.
+"""The publisher: PutEvents chunks of at most 10 entries / 256 KB, sent concurrently, and retries of
+retryable entries only.
 
 EventBridge is a real ``boto3.client("events")`` answered by botocore's Stubber; every call's entries
-are recorded so the tests can assert exactly what was sent in each PutEvents call.
+are recorded so the tests can assert exactly what was sent in each PutEvents call. The Stubber answers
+in queue order, so those publishers send one call at a time; the concurrency tests use a thread-safe
+fake that answers each entry by its event id.
 """
 
 from __future__ import annotations
@@ -9,13 +12,15 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 from hypothesis import given
@@ -23,7 +28,7 @@ from hypothesis import strategies as st
 
 from correlator.envelope import MAX_ENTRIES_PER_CALL, MAX_ENTRY_BYTES, MAX_REQUEST_BYTES, entry_size
 from correlator.event import Event, EventSubmission, stamp_event
-from correlator.publisher import ENTRY_TOO_LARGE, EventPublisher, PublishOutcome, chunk_sizes
+from correlator.publisher import ENTRY_TOO_LARGE, EventPublisher, PublishOutcome, chunk_sizes, pool_connections
 
 BUS = "correlator-test"
 NOW = datetime(2026, 11, 22, 14, 52, 39, 778_000, tzinfo=UTC)
@@ -95,7 +100,8 @@ def sleeps() -> list[float]:
 
 
 def publisher_on(eventbridge: StubbedEventBridge, sleeps: list[float], **options: Any) -> EventPublisher:
-    return EventPublisher(eventbridge.client, BUS, sleep=sleeps.append, **options)
+    # One call at a time: the Stubber's queued answers must meet the calls in order.
+    return EventPublisher(eventbridge.client, BUS, sleep=sleeps.append, max_concurrency=1, **options)
 
 
 def ids(events: list[Event], *indexes: int) -> list[str]:
@@ -328,6 +334,109 @@ def test_backoff_jitter_stays_within_its_ceiling(eventbridge: StubbedEventBridge
     # THEN
     assert len(sleeps) == 3
     assert all(0 <= slept <= ceiling for slept, ceiling in zip(sleeps, [0.05, 0.1, 0.2], strict=True))
+
+
+# ---- concurrency ----
+
+
+class ConcurrentEventBridge:
+    """A thread-safe fake: answers each entry by its event id, records calls and the most calls in flight.
+
+    ``barrier`` makes the first that many calls wait until they are all in flight at once: a publisher that
+    sent its calls one after another would break it (``BrokenBarrierError``) instead of hanging.
+    """
+
+    def __init__(self, *, pool: int = 10, barrier: int = 1, codes: Mapping[str, list[str]] | None = None) -> None:
+        self.meta = type("Meta", (), {"config": type("Config", (), {"max_pool_connections": pool})()})()
+        self._barrier = threading.Barrier(barrier, timeout=10) if barrier > 1 else None
+        self._codes = {event_id: list(answers) for event_id, answers in (codes or {}).items()}
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.most_in_flight = 0
+        self.calls: list[list[str]] = []
+
+    def put_events(self, *, Entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        ids = [json.loads(entry["Detail"])["id"] for entry in Entries]
+        with self._lock:
+            self.calls.append(ids)
+            held = self._barrier is not None and len(self.calls) <= self._barrier.parties
+            self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
+        try:
+            if held and self._barrier is not None:
+                self._barrier.wait()
+            with self._lock:
+                codes = [self._codes[event_id].pop(0) if self._codes.get(event_id) else None for event_id in ids]
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+        entries = [{"EventId": "eb"} if code is None else {"ErrorCode": code, "ErrorMessage": code} for code in codes]
+        return {"FailedEntryCount": sum(code is not None for code in codes), "Entries": entries}
+
+
+def test_the_calls_of_one_request_are_in_flight_together(sleeps: list[float]) -> None:
+    # GIVEN 25 events (calls of 10, 10 and 5), and a fake that holds each call until all three are in flight
+    events = make_events(25)
+    client = ConcurrentEventBridge(barrier=3)
+
+    # WHEN
+    publisher = EventPublisher(client, BUS, sleep=sleeps.append)  # type: ignore[arg-type]
+    outcomes = publisher.publish(events)
+
+    # THEN three calls overlapped, every event was sent once, and the outcomes keep the submission order
+    assert client.most_in_flight == 3
+    assert sorted(len(call) for call in client.calls) == [5, 10, 10]
+    assert sorted(event_id for call in client.calls for event_id in call) == sorted(ids(events, *range(25)))
+    assert outcomes == accepted(events)
+    assert publisher.calls == 3
+
+
+def test_calls_in_flight_never_exceed_the_connection_pool(sleeps: list[float]) -> None:
+    # GIVEN 50 events (5 calls) and a client whose connection pool holds 2
+    events = make_events(50)
+    client = ConcurrentEventBridge(pool=2, barrier=2)
+
+    # WHEN
+    outcomes = EventPublisher(client, BUS, sleep=sleeps.append).publish(events)  # type: ignore[arg-type]
+
+    # THEN two at a time, never more; with the default pool of 10 they would all be in flight (see above)
+    assert len(client.calls) == 5
+    assert client.most_in_flight == 2
+    assert outcomes == accepted(events)
+
+
+def test_the_pool_is_sized_to_the_botocore_client() -> None:
+    # GIVEN
+    client = boto3.client("events", region_name="us-east-1", config=Config(max_pool_connections=4))
+
+    # THEN
+    assert pool_connections(client) == 4
+    assert pool_connections(boto3.client("events", region_name="us-east-1")) == 10
+
+
+def test_partial_failures_in_concurrent_calls_are_retried_per_entry_in_order(sleeps: list[float]) -> None:
+    # GIVEN 30 events in 3 concurrent calls: entry 4 throttled once, entry 15 refused, entry 27 failing twice
+    events = make_events(30)
+    client = ConcurrentEventBridge(
+        barrier=3,
+        codes={
+            events[4].id: ["ThrottlingException"],
+            events[15].id: ["ValidationException"],
+            events[27].id: ["InternalFailure", "ThrottlingException"],
+        },
+    )
+
+    # WHEN
+    publisher = EventPublisher(client, BUS, sleep=sleeps.append)  # type: ignore[arg-type]
+    outcomes = publisher.publish(events)
+
+    # THEN the retryable entries are resent alone (regrouped across calls), the refused one is not
+    assert client.calls[3:] == [ids(events, 4, 27), ids(events, 27)]
+    assert [outcome.status for outcome in outcomes] == ["failed" if index == 15 else "accepted" for index in range(30)]
+    assert outcomes[15] == PublishOutcome(events[15].id, "failed", "ValidationException", "ValidationException")
+    assert [outcome.event_id for outcome in outcomes] == ids(events, *range(30))
+    assert publisher.calls == 5
+    assert len(sleeps) == 2
 
 
 # ---- the chunker, for any sizes ----

@@ -8,20 +8,11 @@ not an object) or 422 (schema violations, each naming its field).
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
-
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
-from aws_lambda_powertools.event_handler.types import EventHandlerInstance
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from correlator.errors import (
     BadRequestError,
@@ -39,6 +30,18 @@ from correlator.event import (
     new_request_key,
 )
 from correlator.jsonbody import decode_utf8, parse_json_object
+
+if TYPE_CHECKING:
+    # Imported where they are used: the reception serves valid requests without Powertools' event handler,
+    # whose import is a third of its cold start.
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+    from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+    from aws_lambda_powertools.event_handler.types import EventHandlerInstance
+    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+JSON_MEDIA_TYPE = "application/json"
+# What the resolver serialises responses with (json.dumps, compact, ASCII), built once.
+_RESPONSE_JSON = json.JSONEncoder(separators=(",", ":"))
 
 REQUEST_KEY_HEADERS = ("X-Request-Key", "X-Personium-RequestKey")
 RULE_CHAIN_HEADER = "X-Rule-Chain"
@@ -61,7 +64,9 @@ class Caller:
 
 def error_response(error: CorrelatorError) -> Response[dict[str, Any]]:
     """The HTTP response for ``error``."""
-    return Response(status_code=error.status, content_type=content_types.APPLICATION_JSON, body=error.to_body())
+    from aws_lambda_powertools.event_handler import Response
+
+    return Response(status_code=error.status, content_type=JSON_MEDIA_TYPE, body=error.to_body())
 
 
 def header(event: APIGatewayProxyEvent, name: str) -> str | None:
@@ -69,13 +74,36 @@ def header(event: APIGatewayProxyEvent, name: str) -> str | None:
     return event.headers.get(name) if event.headers else None
 
 
+def lowercase_headers(event: Mapping[str, Any]) -> dict[str, str]:
+    """The headers of a raw proxy event, keyed by lower-case name (header names are case-insensitive)."""
+    return {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+
+
+def subject_of(request_context: Mapping[str, Any]) -> str | None:
+    """The authenticated caller: the API key id or IAM principal (REST API), or the JWT's ``sub`` (HTTP API).
+
+    The HTTP API's JWT authorizer puts the token's claims under ``authorizer.claims`` in the 1.0 payload
+    (``authorizer.jwt.claims`` in 2.0); API Gateway has verified the token before the function runs.
+    """
+    identity = request_context.get("identity") or {}
+    subject = identity.get("apiKeyId") or identity.get("userArn") or identity.get("caller")
+    if not subject:
+        authorizer = request_context.get("authorizer") or {}
+        claims = authorizer.get("claims") or (authorizer.get("jwt") or {}).get("claims") or {}
+        subject = claims.get("sub") if isinstance(claims, Mapping) else None
+    return subject[:MAX_SUBJECT_CHARS] if isinstance(subject, str) and subject else None
+
+
 def caller_from(event: APIGatewayProxyEvent) -> Caller:
     """Extract the caller and chain headers; raise ``BadRequestError`` for invalid headers."""
-    identity = event.request_context.identity
-    subject = identity.api_key_id or identity.user_arn or identity.caller
-    headers: Mapping[str, str] = event.headers or {}  # a case-insensitive copy, built on each access
+    return caller_of(event.raw_event)
+
+
+def caller_of(event: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Caller:
+    """``caller_from`` for a raw proxy event (``headers``: its ``lowercase_headers``, when already at hand)."""
+    headers = lowercase_headers(event) if headers is None else headers
     return Caller(
-        subject=subject[:MAX_SUBJECT_CHARS] if subject else None,
+        subject=subject_of(event.get("requestContext") or {}),
         request_key=_request_key(headers),
         hops=_hops(headers),
         via=_via(headers),
@@ -84,7 +112,7 @@ def caller_from(event: APIGatewayProxyEvent) -> Caller:
 
 def _request_key(headers: Mapping[str, str]) -> str:
     for name in REQUEST_KEY_HEADERS:
-        value = headers.get(name)
+        value = headers.get(name.lower())
         if value is not None:
             if not is_valid_request_key(value):
                 raise BadRequestError(
@@ -95,7 +123,7 @@ def _request_key(headers: Mapping[str, str]) -> str:
 
 
 def _hops(headers: Mapping[str, str]) -> int:
-    value = headers.get(RULE_CHAIN_HEADER)
+    value = headers.get(RULE_CHAIN_HEADER.lower())
     if value is None:
         return 0
     if not value.isascii() or not value.isdigit() or len(value) > 6:
@@ -107,7 +135,7 @@ def _hops(headers: Mapping[str, str]) -> int:
 
 
 def _via(headers: Mapping[str, str]) -> list[str] | None:
-    value = headers.get(VIA_HEADER)
+    value = headers.get(VIA_HEADER.lower())
     if not value:
         return None
     hops = [item.strip() for item in value.split(",") if item.strip()]
@@ -126,9 +154,14 @@ def _via(headers: Mapping[str, str]) -> list[str] | None:
 
 def require_json_body(event: APIGatewayProxyEvent, max_bytes: int) -> bytes:
     """The raw body, once its media type (415) and size (413) are acceptable."""
+    return raw_json_body(header(event, "Content-Type"), event.body, bool(event.is_base64_encoded), max_bytes)
+
+
+def raw_json_body(content_type: str | None, body: str | None, is_base64: bool, max_bytes: int) -> bytes:
+    """``require_json_body`` on the parts of a raw proxy event."""
     # Exactly what Powertools' validation parses as JSON (case-sensitive; no +json types): anything else would
     # come back as a confusing 422 "unsupported content type" (or crash its multipart parser).
-    content_type, _, parameters = (header(event, "Content-Type") or "").partition(";")
+    content_type, _, parameters = (content_type or "").partition(";")
     content_type = content_type.strip()
     charset = _charset(parameters)
     if (content_type and content_type != "application/json") or charset not in (None, "utf-8"):
@@ -137,8 +170,8 @@ def require_json_body(event: APIGatewayProxyEvent, max_bytes: int) -> bytes:
             f"Content-Type must be application/json, not {refused[:100]}",
             [{"field": "Content-Type", "message": "unsupported media type"}],
         )
-    body = event.body or ""
-    if event.is_base64_encoded:
+    body = body or ""
+    if is_base64:
         if len(body) * 3 // 4 > max_bytes + 2:
             raise _too_large(len(body) * 3 // 4, max_bytes)
         try:
@@ -174,13 +207,23 @@ def check_json_request(event: APIGatewayProxyEvent, max_bytes: int) -> None:
     """
     if event.http_method not in BODY_METHODS:
         return
-    text = decode_utf8(require_json_body(event, max_bytes))
-    if not text.strip():
-        raise BadRequestError("request body must be a JSON object")
-    parsed = parse_json_object(text)
+    text, parsed = json_object_body(require_json_body(event, max_bytes))
     # Powertools reads both through functools.cached_property: seed them with what was checked.
     event.__dict__["decoded_body"] = text
     event.__dict__["json_body"] = parsed
+
+
+def json_object_body(raw: bytes) -> tuple[str, dict[str, Any]]:
+    """The body's text and its JSON object, through ``correlator.jsonbody``'s limits (400/422)."""
+    text = decode_utf8(raw)
+    if not text.strip():
+        raise BadRequestError("request body must be a JSON object")
+    return text, parse_json_object(text)
+
+
+def is_exact_path(path: str) -> bool:
+    """False for a trailing ``/`` or any character outside printable ASCII (see ``check_exact_path``)."""
+    return not (len(path) > 1 and path.endswith("/")) and all("!" <= char <= "~" for char in path)
 
 
 def check_exact_path(event: APIGatewayProxyEvent) -> None:
@@ -188,23 +231,8 @@ def check_exact_path(event: APIGatewayProxyEvent) -> None:
     printable ASCII (Powertools' ``$`` also matches before a trailing newline, so ``…%0A`` acted on ``…``).
     Every path parameter of the API has an ASCII grammar.
     """
-    path = event.path or "/"
-    if (len(path) > 1 and path.endswith("/")) or not all("!" <= char <= "~" for char in path):
+    if not is_exact_path(event.path or "/"):
         raise NotFoundError("no such resource")
-
-
-class _GatedRequestValidation(OpenAPIRequestValidationMiddleware):
-    """Powertools' request validation, behind the request-body gate (it runs before any user middleware)."""
-
-    def __init__(self, max_body_bytes: int) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.max_body_bytes = max_body_bytes
-
-    def handler(self, app: EventHandlerInstance, next_middleware: NextMiddleware) -> Response[Any]:
-        event = cast("APIGatewayProxyEvent", app.current_event)
-        check_exact_path(event)
-        check_json_request(event, self.max_body_bytes)
-        return super().handler(app, next_middleware)
 
 
 def validation_error(
@@ -238,8 +266,23 @@ def register_error_handlers(
     any route: a body of the wrong media type, size or shape is refused as such, not as a schema
     violation.
     """
+    from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
+    from aws_lambda_powertools.event_handler.openapi.exceptions import (
+        RequestUnsupportedContentType,
+        RequestValidationError,
+    )
+
+    class GatedRequestValidation(OpenAPIRequestValidationMiddleware):
+        """Powertools' request validation, behind the request-body gate (it runs before any user middleware)."""
+
+        def handler(self, app: EventHandlerInstance, next_middleware: NextMiddleware) -> Response[Any]:
+            event = cast("APIGatewayProxyEvent", app.current_event)
+            check_exact_path(event)
+            check_json_request(event, max_body_bytes)
+            return super().handler(app, next_middleware)
+
     # Powertools runs request validation before every user middleware: the gate takes its place.
-    app._request_validation_middleware = _GatedRequestValidation(max_body_bytes)
+    app._request_validation_middleware = GatedRequestValidation()  # type: ignore[no-untyped-call]
 
     def respond(error: CorrelatorError) -> Response[dict[str, Any]]:
         if on_error is not None:
@@ -258,6 +301,16 @@ def register_error_handlers(
     def _no_route(error: Exception) -> Response[dict[str, Any]]:
         # Powertools' own 404 body ({"statusCode", "message"}) is not the API's error body.
         return respond(NotFoundError("no such resource"))
+
+
+def proxy_response(status: int, body: Any) -> dict[str, Any]:
+    """A JSON proxy response, exactly as the REST resolver serialises one (for paths that skip it)."""
+    return {
+        "statusCode": status,
+        "body": _RESPONSE_JSON.encode(body),
+        "isBase64Encoded": False,
+        "multiValueHeaders": {"Content-Type": [JSON_MEDIA_TYPE]},
+    }
 
 
 def json_body_or_none(event: APIGatewayProxyEvent) -> Any:

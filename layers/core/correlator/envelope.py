@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ MAX_ENTRY_BYTES = 256 * 1024
 MAX_REQUEST_BYTES = 256 * 1024
 MAX_ENTRIES_PER_CALL = 10
 _TIME_BYTES = 14
+_COUNTED = ("Source", "DetailType", "Detail")
 
 
 def source_of(event: Event) -> str:
@@ -28,7 +28,7 @@ def source_of(event: Event) -> str:
 
 def to_entry(event: Event, bus_name: str) -> PutEventsRequestEntryTypeDef:
     """Build the PutEvents entry for ``event`` on ``bus_name``."""
-    detail = json.dumps(event.to_detail(), ensure_ascii=False, separators=(",", ":"))
+    detail = event.to_detail_json()
     return {
         "Source": source_of(event),
         "DetailType": event.type,
@@ -41,19 +41,21 @@ def to_entry(event: Event, bus_name: str) -> PutEventsRequestEntryTypeDef:
 def entry_size(entry: PutEventsRequestEntryTypeDef) -> int:
     """Size of an entry as EventBridge counts it against the 256 KB limits."""
     size = _TIME_BYTES if "Time" in entry else 0
-    for key in ("Source", "DetailType", "Detail"):
+    for key in _COUNTED:
         value = entry.get(key)
         if isinstance(value, str):
-            size += len(value.encode("utf-8"))
-    size += sum(len(resource.encode("utf-8")) for resource in entry.get("Resources", []))
+            size += len(value) if value.isascii() else len(value.encode("utf-8"))
+    resources = entry.get("Resources")
+    if resources:
+        size += sum(len(resource.encode("utf-8")) for resource in resources)
     return size
 
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """An event with its PutEvents entry and that entry's size, computed once."""
+    """An event's id with its PutEvents entry and that entry's size, computed once."""
 
-    event: Event
+    event_id: str
     entry: PutEventsRequestEntryTypeDef
     size: int
 
@@ -61,4 +63,4 @@ class Envelope:
 def wrap(event: Event, bus_name: str) -> Envelope:
     """The ``Envelope`` of ``event`` on ``bus_name``."""
     entry = to_entry(event, bus_name)
-    return Envelope(event, entry, entry_size(entry))
+    return Envelope(event.id, entry, entry_size(entry))

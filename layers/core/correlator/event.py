@@ -7,8 +7,9 @@ the bus (EventBridge ``detail``), in SQS bodies and into the event log. JSON key
 from __future__ import annotations
 
 import base64
+import json
 import re
-import uuid
+import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypedDict
@@ -22,6 +23,7 @@ from pydantic import (
     field_serializer,
     field_validator,
 )
+from pydantic_core import PydanticSerializationError
 
 MAX_TEXT_CHARS = 51_200
 MAX_SUMMARY_CHARS = 1_024
@@ -111,7 +113,16 @@ def parse_time(value: Any) -> datetime:
 
 def new_event_id() -> str:
     """A URL-safe unique event id (22 characters: 128 random bits, base64url)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+    return secrets.token_urlsafe(16)
+
+
+def new_event_ids(count: int) -> list[str]:
+    """``count`` ids like ``new_event_id``'s, from one read of the system's randomness."""
+    random = secrets.token_bytes(16 * count)
+    return [
+        base64.urlsafe_b64encode(random[start : start + 16]).rstrip(b"=").decode("ascii")
+        for start in range(0, 16 * count, 16)
+    ]
 
 
 def new_request_key() -> str:
@@ -218,6 +229,9 @@ class EventSubmission(BaseModel):
 class Event(EventSubmission):
     """A stamped event, as published on the bus and consumed by every action."""
 
+    # Built on first use: the reception publishes events without ever validating or dumping one.
+    model_config = ConfigDict(defer_build=True)
+
     id: Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
     time: datetime
     external: bool
@@ -240,6 +254,13 @@ class Event(EventSubmission):
         """The JSON object published as the EventBridge ``detail`` (absent fields omitted)."""
         return self.model_dump(mode="json", exclude_none=True)
 
+    def to_detail_json(self) -> str:
+        """``to_detail`` as compact JSON (non-ASCII kept), serialised by pydantic-core in one pass."""
+        try:
+            return self.model_dump_json(exclude_none=True)
+        except PydanticSerializationError:  # e.g. a lone surrogate: let json say what it makes of it
+            return json.dumps(self.to_detail(), ensure_ascii=False, separators=(",", ":"))
+
 
 def stamp_event(
     submission: EventSubmission,
@@ -252,7 +273,7 @@ def stamp_event(
     now: datetime | None = None,
 ) -> Event:
     """Turn a validated submission into an ``Event``: id, time (unless given), caller, chain fields."""
-    fields = dict(submission)
+    fields = dict(submission.__dict__)  # the fields by name (extra="forbid": nothing else), without iterating
     if fields["time"] is None:
         fields["time"] = parse_time(now or datetime.now(UTC))
     # The submission is already validated and the server fields are ours: skip re-validation.

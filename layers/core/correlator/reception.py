@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
-from correlator.api import Caller
-from correlator.envelope import MAX_ENTRY_BYTES, Envelope, wrap
-from correlator.errors import PayloadTooLargeError, PublishFailedError
-from correlator.event import EventSubmission, stamp_event
+from correlator.api import Caller, caller_of, is_exact_path, json_object_body, lowercase_headers, raw_json_body
+from correlator.envelope import MAX_ENTRY_BYTES, SOURCE_EXTERNAL, Envelope, entry_size
+from correlator.errors import CorrelatorError, PayloadTooLargeError, PublishFailedError
+from correlator.event import EventSubmission, format_time, new_event_ids, parse_time
 from correlator.publisher import EventPublisher, PublishOutcome
+
+if TYPE_CHECKING:
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 MAX_EVENTS_PER_REQUEST = 100
 # Below Lambda's 6 MB synchronous payload limit, leaving room for the proxy envelope.
@@ -44,6 +51,8 @@ Submission = Annotated[
 
 
 class EventResult(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # only the resolver's route (and OpenAPI) need these two
+
     id: str
     status: Literal["accepted"]
 
@@ -51,11 +60,52 @@ class EventResult(BaseModel):
 class ReceptionResponse(BaseModel):
     """``200``: every event was accepted, in submission order."""
 
+    model_config = ConfigDict(defer_build=True)
+
     results: list[EventResult]
 
 
 def submissions_of(submission: EventBatch | EventSubmission) -> list[EventSubmission]:
     return submission.events if isinstance(submission, EventBatch) else [submission]
+
+
+# json.dumps(..., ensure_ascii=False, separators=(",", ":")) without building an encoder per call.
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# Built once: the validator of the request body, the same ``Submission`` the resolver's route validates.
+SUBMISSION_ADAPTER: TypeAdapter[EventBatch | EventSubmission] = TypeAdapter(Submission)
+
+
+@dataclass(frozen=True, slots=True)
+class PlainRequest:
+    """A ``POST /events`` request with nothing to refuse so far: its submissions and its caller."""
+
+    submissions: list[EventSubmission]
+    caller: Caller
+
+
+def plain_request(event: Mapping[str, Any]) -> PlainRequest | None:
+    """The submissions and caller of a REST proxy event for ``POST /events`` that passes every check.
+
+    None for anything else (another route, base64, a body or header the API refuses): the resolver
+    answers those, with the API's error bodies. The checks are the resolver's own (the exact path,
+    the request-body gate: media type, size, strict UTF-8 JSON within ``correlator.jsonbody``'s
+    limits, an object; then ``Submission`` and the chain headers), so a request either path accepts
+    is one both accept; this path only skips the resolver's per-request machinery.
+    """
+    if event.get("httpMethod") != "POST" or event.get("resource") != "/events" or event.get("isBase64Encoded"):
+        return None
+    if not is_exact_path(event.get("path") or "/"):
+        return None
+    headers = lowercase_headers(event)
+    try:
+        _, parsed = json_object_body(
+            raw_json_body(headers.get("content-type"), event.get("body"), False, MAX_BODY_BYTES)
+        )
+        submission = SUBMISSION_ADAPTER.validate_python(parsed)
+        caller = caller_of(event, headers)
+    except (CorrelatorError, ValueError):  # pydantic's ValidationError is a ValueError
+        return None
+    return PlainRequest(submissions_of(submission), caller)
 
 
 def locate(loc: tuple[Any, ...]) -> dict[str, Any]:
@@ -70,22 +120,39 @@ def locate(loc: tuple[Any, ...]) -> dict[str, Any]:
     return {"index": 0, "field": ".".join(str(part) for part in loc) or "event"}
 
 
-def stamp_submissions(submissions: list[EventSubmission], caller: Caller, bus_name: str) -> list[Envelope]:
-    """Stamp every submission as an external event for ``bus_name``; refuse the lot if any is over 256 KB."""
-    envelopes = [
-        wrap(
-            stamp_event(
-                submission,
-                external=True,
-                subject=caller.subject,
-                request_key=caller.request_key,
-                hops=caller.hops,
-                via=caller.via,
-            ),
-            bus_name,
-        )
-        for submission in submissions
-    ]
+def stamp_submissions(
+    submissions: list[EventSubmission], caller: Caller, bus_name: str, *, now: datetime | None = None
+) -> list[Envelope]:
+    """Stamp every submission as an external event for ``bus_name``; refuse the lot if any is over 256 KB.
+
+    Each entry's ``Detail`` is ``stamp_event(...).to_detail()`` (a test holds them equal) without an
+    ``Event`` per submission, the reception's per-event cost: the submission's own JSON (pydantic-core)
+    with the server's fields, serialised once per request, added after its last field. Every event
+    of the request gets the same reception time (when none is given).
+    """
+    received_at = parse_time(now or datetime.now(UTC))
+    received = format_time(received_at)
+    server: dict[str, Any] = {"external": True, "request_key": caller.request_key, "hops": caller.hops}
+    if caller.subject is not None:
+        server["subject"] = caller.subject
+    if caller.via:
+        server["via"] = caller.via
+    # ',"external":true,...' and ',"time":"...",' + that: the fields every event of this request shares.
+    shared = "," + _COMPACT_JSON.encode(server)[1:-1] + "}"
+    shared_with_time = f',"time":"{received}"{shared}'
+    envelopes = []
+    for submission, event_id in zip(submissions, new_event_ids(len(submissions)), strict=True):
+        # event_id: URL-safe characters, nothing to escape
+        own = submission.model_dump_json(exclude_none=True)  # '{"type":...}', never empty
+        detail = f'{own[:-1]},"id":"{event_id}"{shared if submission.time else shared_with_time}'
+        entry: PutEventsRequestEntryTypeDef = {
+            "Source": SOURCE_EXTERNAL,
+            "DetailType": submission.type,
+            "Detail": detail,
+            "Time": submission.time or received_at,
+            "EventBusName": bus_name,
+        }
+        envelopes.append(Envelope(event_id, entry, entry_size(entry)))
     oversized = [
         {
             "index": index,
