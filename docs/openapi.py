@@ -36,7 +36,7 @@ OPENAPI_VERSION = "3.1.0"
 LOCAL_SERVER = "http://127.0.0.1:3000"
 
 # The functions that serve API routes, one directory each (``<dir>/app.py`` defines ``app``).
-API_FUNCTIONS: tuple[str, ...] = ("functions/reception", "functions/logs", "functions/rules")
+API_FUNCTIONS: tuple[str, ...] = ("functions/reception", "functions/logs", "functions/rules", "functions/personium")
 
 # What importing a function module needs; nothing is called, so the credentials are fake.
 IMPORT_ENV = {
