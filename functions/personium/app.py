@@ -1,4 +1,4 @@
-"""Personium's APIs on Correlator: event reception at /__event, in Personium's shapes.
+"""Personium's APIs on Correlator: event reception at /__event, the event log at /__log, in Personium's shapes.
 
 The same bus, rules and checks as Correlator's own routes; what differs is the shape of bodies,
 headers and errors (docs/personium-compatibility.md).
@@ -6,7 +6,9 @@ headers and errors (docs/personium-compatibility.md).
 
 from __future__ import annotations
 
+import base64
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -16,6 +18,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
+from correlator.appender import S3Appender
+from correlator.audit import RouteKey, resolve_and_audit
+from correlator.eventlog import CURRENT_KEY, EventLog, archive_key
+from correlator.internal import counted_emitter
 from correlator.logs import adopt_core_logs
 from correlator.personium import (
     EVENT_ID_HEADER,
@@ -26,8 +32,21 @@ from correlator.personium import (
     personium_error,
     personium_request_gate,
     personium_responses,
+    public_base_url,
     register_personium_error_handlers,
     success_headers,
+)
+from correlator.personium_log import (
+    COLLECTIONS,
+    XML_CONTENT_TYPE,
+    Collection,
+    DavEntry,
+    check_depth,
+    check_propfind_body,
+    collection_entry,
+    log_files,
+    log_name_is_valid,
+    multistatus,
 )
 from correlator.publisher import EventPublisher
 from correlator.reception import MAX_BODY_BYTES, publish_or_raise, stamp_submissions
@@ -38,6 +57,27 @@ tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver()
 publisher = EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"])
+event_log = EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"]))
+emitter = counted_emitter(publisher, metrics)
+# The internal event of every log call, as for Correlator's /logs routes (POST /__event emits none, as POST /events).
+EVENT_TYPES: dict[RouteKey, str] = {
+    ("GET", "/__log/current/default.log"): "log.get",
+    ("GET", "/__log/archive/{name}"): "log.get",
+    ("DELETE", "/__log/current/default.log"): "log.delete",
+    ("DELETE", "/__log/archive/{name}"): "log.delete",
+    ("PROPFIND", "/__log/current"): "log.list",
+    ("PROPFIND", "/__log/archive"): "log.list",
+    ("PROPFIND", "/__log/current/default.log"): "log.list",
+    ("PROPFIND", "/__log/archive/{name}"): "log.list",
+}
+# Methods Personium answers 405 on the log paths (GET and DELETE of files and PROPFIND are routed below).
+_OTHER_METHODS = ["PUT", "POST", "PATCH", "PROPPATCH", "MKCOL"]
+OTHER_LOG_METHODS: dict[str, list[str]] = {
+    "/__log/current": ["GET", "DELETE", *_OTHER_METHODS],
+    "/__log/archive": ["GET", "DELETE", *_OTHER_METHODS],
+    "/__log/current/default.log": _OTHER_METHODS,
+    "/__log/archive/<name>": _OTHER_METHODS,
+}
 
 
 def _count_refused(error: PersoniumError) -> None:
@@ -83,8 +123,117 @@ def event_log_settings() -> Response[None]:
     raise personium_error("PR501-MC-0001")
 
 
+# ---- /__log ----
+
+
+def _redirect(key: str) -> Response[None]:
+    return Response(status_code=302, headers={"Location": event_log.presigned_get(key), "Cache-Control": "no-store"})
+
+
+def _existing_archive(name: str) -> str:
+    try:
+        key = archive_key(name)
+    except ValueError:
+        raise personium_error("PR404-DV-0001", name[:80]) from None
+    if not event_log.exists(key):
+        raise personium_error("PR404-DV-0001", name)
+    return key
+
+
+@app.get(
+    "/__log/current/default.log",
+    summary="Personium: download the current event log",
+    responses=personium_responses(
+        {302: "Redirect to a presigned S3 URL (text/csv)", 200: "Empty text/csv: no log yet"}
+    ),
+)
+def get_current_log() -> Response[str | None]:
+    if not event_log.exists(CURRENT_KEY):
+        return Response(status_code=200, content_type="text/csv", body="")
+    return _redirect(CURRENT_KEY)  # type: ignore[return-value]
+
+
+@app.get(
+    "/__log/archive/<name>",
+    summary="Personium: download an archived event log",
+    responses=personium_responses(
+        {302: "Redirect to a presigned S3 URL (text/csv, Content-Encoding: gzip)", 404: "PR404-DV-0001"}
+    ),
+)
+def get_archive(name: str) -> Response[None]:
+    return _redirect(_existing_archive(name))
+
+
+@app.delete(
+    "/__log/archive/<name>",
+    summary="Personium: delete an archived event log",
+    responses=personium_responses({204: "Deleted", 404: "PR404-DV-0001"}),
+)
+def delete_archive(name: str) -> Response[None]:
+    if not event_log.delete_archive(_existing_archive(name).rsplit("/", 1)[1]):
+        raise personium_error("PR404-DV-0001", name)
+    logger.info("archive deleted", archive=name)
+    return Response(status_code=204)
+
+
+@app.delete(
+    "/__log/current/default.log",
+    summary="Personium: refused, the current log cannot be deleted",
+    responses=personium_responses({400: "PR400-EV-0005"}),
+)
+def delete_current_log() -> Response[None]:
+    raise personium_error("PR400-EV-0005")
+
+
+@app.route("/__log/<collection>", method="PROPFIND", include_in_schema=False)
+def propfind_collection(collection: str) -> Response[str]:
+    if collection not in COLLECTIONS:
+        raise personium_error("PR404-MC-0001")
+    depth = check_depth(app.current_event.headers.get("Depth"))
+    check_propfind_body(_body_bytes())
+    base_url = public_base_url(app.current_event)
+    files = log_files(event_log, _collection(collection), base_url)
+    entries = [collection_entry(_collection(collection), files, base_url, datetime.now(UTC))]
+    return _multistatus(entries + files if depth == "1" else entries)
+
+
+@app.route("/__log/<collection>/<name>", method="PROPFIND", include_in_schema=False)
+def propfind_file(collection: str, name: str) -> Response[str]:
+    if collection not in COLLECTIONS:
+        raise personium_error("PR404-MC-0001")
+    check_propfind_body(_body_bytes())
+    check_depth(app.current_event.headers.get("Depth"))
+    if not log_name_is_valid(_collection(collection), name):
+        raise personium_error("PR404-DV-0001", name[:80])
+    files = log_files(event_log, _collection(collection), public_base_url(app.current_event))
+    found = [entry for entry in files if entry.href.rsplit("/", 1)[1] == name]
+    if not found:
+        raise personium_error("PR404-DV-0001", name)
+    return _multistatus(found)
+
+
+for _path, _methods in OTHER_LOG_METHODS.items():
+
+    @app.route(_path, method=_methods, include_in_schema=False)
+    def other_log_method(**_: str) -> Response[None]:
+        raise personium_error("PR405-MC-0001")
+
+
+def _collection(name: str) -> Collection:
+    return "current" if name == "current" else "archive"
+
+
+def _body_bytes() -> bytes:
+    event = app.current_event
+    return base64.b64decode(event.body or "") if event.is_base64_encoded else (event.body or "").encode("utf-8")
+
+
+def _multistatus(entries: list[DavEntry]) -> Response[str]:
+    return Response(status_code=207, content_type=XML_CONTENT_TYPE, body=multistatus(entries))
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(override_method(event), context)
+    return resolve_and_audit(app, override_method(event), context, emitter, EVENT_TYPES)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from xml.etree import ElementTree
 
 import pytest
+from webdav4.client import Client
 
 from tests.local.conftest import LocalStack, wait_for
 
@@ -78,3 +81,118 @@ def test___event_answers_personiums_errors(
     answer = response.json()
     assert answer["code"] == code
     assert answer["message"]["lang"] == "en"
+
+
+# ---- /__log ----
+
+
+def dav_client(stack: LocalStack) -> Client:
+    """webdav4's client, as a Personium user would point it at the log (admin key in place of IAM)."""
+    return Client(stack.url, headers=ADMIN_KEY, timeout=30)
+
+
+def test_propfind_lists_the_log_collections_as_a_webdav_client_reads_them(stack: LocalStack) -> None:
+    # GIVEN a line in the current log
+    request_key = f"dav{uuid.uuid4().hex[:8]}"
+    stack.request(
+        "POST", "/__event", json.dumps({"Type": "dav.test"}), {**JSON, **DEV_KEY, "X-Personium-RequestKey": request_key}
+    )
+    current_log_lines(stack, f'"{request_key}"')
+    client = dav_client(stack)
+
+    # WHEN a WebDAV client lists /__log/current (PROPFIND, Depth: 1)
+    [entry] = client.ls("/__log/current", detail=True)
+
+    # THEN it sees default.log as a text/csv file with its size and dates
+    assert isinstance(entry, dict)
+    assert entry["name"] == "__log/current/default.log"
+    assert entry["type"] == "file"
+    assert entry["content_type"] == "text/csv"
+    size = len(stack.request("GET", "/logs/current/default.log", headers=ADMIN_KEY).body)
+    assert entry["content_length"] >= size > 0  # the log may have grown since
+    assert entry["modified"] is not None
+    assert entry["created"] is not None
+    # AND the collections are collections (Depth given: Personium, like here, refuses a PROPFIND without it,
+    # so webdav4's isdir/exists, which send none, get 400 from both)
+    for collection in ("/__log/current", "/__log/archive"):
+        [response] = client.propfind(collection, headers={"Depth": "0"}).responses.values()
+        assert response.properties.resource_type == "directory"
+    # AND the archive collection lists archives only
+    assert all(item["name"].startswith("__log/archive/default.log.") for item in client.ls("/__log/archive"))  # type: ignore[index]
+    # AND the file's own PROPFIND agrees
+    assert client.info("/__log/current/default.log")["type"] == "file"
+
+
+def test_propfind_answers_personiums_multistatus(stack: LocalStack) -> None:
+    # WHEN PROPFIND Depth 0 with an allprop body
+    body = '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
+    response = stack.request("PROPFIND", "/__log/archive", body, {**ADMIN_KEY, "Depth": "0"})
+
+    # THEN 207 application/xml, one response: the collection with its href and properties
+    assert response.status == 207, response.body
+    assert response.headers["Content-Type"].startswith("application/xml")
+    root = ElementTree.fromstring(response.body)
+    [item] = root.findall("{DAV:}response")
+    assert item.findtext("{DAV:}href") == f"{stack.url}/__log/archive"
+    prop = item.find("{DAV:}propstat/{DAV:}prop")
+    assert prop is not None
+    assert prop.find("{DAV:}resourcetype/{DAV:}collection") is not None
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000", prop.findtext("{DAV:}creationdate") or "")
+    assert (prop.findtext("{DAV:}getlastmodified") or "").endswith(" GMT")
+    assert item.findtext("{DAV:}propstat/{DAV:}status") == "HTTP/1.1 200 OK"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "status", "code"),
+    [
+        ("PROPFIND", "/__log/current", {}, None, 400, "PR400-DV-0003"),
+        ("PROPFIND", "/__log/current", {"Depth": "2"}, None, 400, "PR400-DV-0003"),
+        ("PROPFIND", "/__log/current", {"Depth": "infinity"}, None, 403, "PR403-DV-0001"),
+        ("PROPFIND", "/__log/current", {"Depth": "1"}, "<propfind", 400, "PR400-DV-0001"),
+        (
+            "PROPFIND",
+            "/__log/current",
+            {"Depth": "1"},
+            '<D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>',
+            400,
+            "PR400-DV-0002",
+        ),
+        ("PROPFIND", "/__log/archive/default.log.1", {"Depth": "0"}, None, 404, "PR404-DV-0001"),
+        ("PROPFIND", "/__log/archive/default.log.1402910774659", {"Depth": "0"}, None, 404, "PR404-DV-0001"),
+        ("GET", "/__log/archive/default.log.1402910774659", {}, None, 404, "PR404-DV-0001"),
+        ("GET", "/__log/archive/other.log", {}, None, 404, "PR404-DV-0001"),
+        ("DELETE", "/__log/archive/default.log.1402910774659", {}, None, 404, "PR404-DV-0001"),
+        ("DELETE", "/__log/current/default.log", {}, None, 400, "PR400-EV-0005"),
+        ("PUT", "/__log/current/default.log", {}, None, 405, "PR405-MC-0001"),
+        ("GET", "/__log/current", {}, None, 405, "PR405-MC-0001"),
+        ("POST", "/__log/current", {"X-HTTP-Method-Override": "PROPFIND"}, None, 400, "PR400-DV-0003"),
+    ],
+)
+def test___log_answers_personiums_errors(
+    stack: LocalStack, method: str, path: str, headers: dict[str, str], body: str | None, status: int, code: str
+) -> None:
+    response = stack.request(method, path, body, {**ADMIN_KEY, **headers})
+    assert response.status == status, response.body
+    assert response.json()["code"] == code
+
+
+def test___log_is_iam_only(stack: LocalStack) -> None:
+    # The API key of /events is not enough: the log routes stand behind IAM like /logs
+    assert stack.request("PROPFIND", "/__log/current", None, {**DEV_KEY, "Depth": "1"}).status == 403
+    assert stack.request("GET", "/__log/current/default.log", None, DEV_KEY).status == 403
+
+
+def test_get_current_log_redirects_to_the_file(stack: LocalStack) -> None:
+    # GIVEN a line in the log
+    request_key = f"get{uuid.uuid4().hex[:8]}"
+    stack.request(
+        "POST", "/__event", json.dumps({"Type": "get.test"}), {**JSON, **DEV_KEY, "X-Personium-RequestKey": request_key}
+    )
+    current_log_lines(stack, f'"{request_key}"')
+
+    # WHEN GET /__log/current/default.log is followed as an HTTP client does
+    response = stack.request("GET", "/__log/current/default.log", headers=ADMIN_KEY)
+
+    # THEN the body is the log (text/csv) with the line
+    assert response.status == 200
+    assert f'"{request_key}","true"'.encode() in response.body

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel, Field
 
@@ -89,14 +90,14 @@ class PersoniumErrorBody(BaseModel):
     message: PersoniumMessage
 
 
-def personium_responses(descriptions: Mapping[int, str]) -> dict[int, dict[str, Any]]:
+def personium_responses(descriptions: Mapping[int, str]) -> dict[int, OpenAPIResponse]:
     """OpenAPI responses of a Personium route: each error status answers a ``PersoniumErrorBody``."""
-    return {
-        status: {"description": text}
-        if status < 400
-        else {"description": text, "content": {"application/json": {"model": PersoniumErrorBody}}}
-        for status, text in descriptions.items()
-    }
+    responses: dict[int, OpenAPIResponse] = {}
+    for status, text in descriptions.items():
+        responses[status] = {"description": text}
+        if status >= 400:
+            responses[status]["content"] = {"application/json": {"model": PersoniumErrorBody}}
+    return responses
 
 
 class PersoniumError(CorrelatorError):
@@ -250,3 +251,22 @@ def correlator_headers(event: dict[str, Any]) -> dict[str, Any]:
 def success_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Headers of every Personium success answer."""
     return {"Access-Control-Allow-Origin": "*", "X-Personium-Version": PERSONIUM_VERSION, **(extra or {})}
+
+
+def public_base_url(event: APIGatewayProxyEvent) -> str:
+    """The URL the client called, up to the API's root: ``https://{host}/{stage}`` on an execute-api host.
+
+    From ``Host``, ``X-Forwarded-Proto`` and ``requestContext.path``. Where the API is served without
+    the stage in the URL (a custom domain mapped at its root, ``sam local``, the local stack) the stage
+    is left out.
+    """
+    headers = event.headers
+    host = headers.get("Host") or "localhost"
+    # API Gateway always sets X-Forwarded-Proto (https); without it (sam local, the local stack) it is http.
+    proto = headers.get("X-Forwarded-Proto") or "http"
+    context = event.request_context
+    context_path = context.path or event.path
+    prefix = context_path[: -len(event.path)] if context_path.endswith(event.path) else ""
+    if ".execute-api." not in host and prefix == f"/{context.stage}":
+        prefix = ""
+    return f"{'https' if proto == 'https' else 'http'}://{host}{prefix}"
