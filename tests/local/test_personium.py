@@ -118,7 +118,7 @@ def test_propfind_lists_the_log_collections_as_a_webdav_client_reads_them(stack:
         [response] = client.propfind(collection, headers={"Depth": "0"}).responses.values()
         assert response.properties.resource_type == "directory"
     # AND the archive collection lists archives only
-    assert all(item["name"].startswith("__log/archive/default.log.") for item in client.ls("/__log/archive"))  # type: ignore[index]
+    assert all(item["name"].startswith("__log/archive/default.log.") for item in client.ls("/__log/archive"))
     # AND the file's own PROPFIND agrees
     assert client.info("/__log/current/default.log")["type"] == "file"
 
