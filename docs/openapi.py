@@ -35,7 +35,8 @@ TITLE = "Correlator API"
 OPENAPI_VERSION = "3.1.0"
 LOCAL_SERVER = "http://127.0.0.1:3000"
 
-# The functions that serve API routes, one directory each (``<dir>/app.py`` defines ``app``).
+# The functions that serve API routes, one directory each (``<dir>/app.py`` defines ``app``, and
+# ``personium_app`` where the function also serves Personium's routes).
 API_FUNCTIONS: tuple[str, ...] = ("functions/reception", "functions/logs", "functions/rules", "functions/personium")
 
 # What importing a function module needs; nothing is called, so the credentials are fake.
@@ -165,15 +166,19 @@ def route_auth(template: Mapping[str, Any]) -> dict[tuple[str, str], RouteAuth]:
     return routes
 
 
-def load_resolver(function_dir: str) -> ApiGatewayResolver:
-    """Import ``<function_dir>/app.py`` and return its ``app`` resolver."""
+RESOLVER_NAMES = ("app", "personium_app")
+
+
+def load_resolvers(function_dir: str) -> list[ApiGatewayResolver]:
+    """Import ``<function_dir>/app.py`` and return its resolvers: ``app``, and ``personium_app`` if any."""
     for name, value in IMPORT_ENV.items():
         os.environ.setdefault(name, value)
     module = importlib.import_module(".".join((*Path(function_dir).parts, "app")))
-    resolver = getattr(module, "app", None)
-    if not isinstance(resolver, ApiGatewayResolver):
+    if not isinstance(getattr(module, "app", None), ApiGatewayResolver):
         raise TypeError(f"{function_dir}/app.py has no Powertools resolver named app")
-    return resolver
+    return [
+        getattr(module, name) for name in RESOLVER_NAMES if isinstance(getattr(module, name, None), ApiGatewayResolver)
+    ]
 
 
 def _operations(paths: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -275,8 +280,7 @@ def generate(function_dirs: Sequence[str] = API_FUNCTIONS, template_path: Path =
     auth = route_auth(template)
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {}
-    for function_dir in function_dirs:
-        resolver = load_resolver(function_dir)
+    for function_dir, resolver in ((d, r) for d in function_dirs for r in load_resolvers(d)):
         schema = resolver.get_openapi_json_schema(
             title=TITLE, version=correlator.__version__, openapi_version=OPENAPI_VERSION
         )

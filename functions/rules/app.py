@@ -21,6 +21,8 @@ from correlator.errors import ValidationFailedError
 from correlator.event import EventSubmission, stamp_event
 from correlator.internal import bus_emitter
 from correlator.logs import function_logger
+from correlator.personium import override_method
+from correlator.personium_rules import RULE_EVENT_TYPES, is_personium_rule_route, personium_rules_resolver
 from correlator.relay_policy import RelaySettings, check_relay_rule
 from correlator.rulelock import RuleWriteLease
 from correlator.rules import RULE_NAME_PATTERN, Rule, RuleView
@@ -64,6 +66,8 @@ store = RuleStore(
 
 
 emitter = bus_emitter(metrics)
+# Personium\'s rule API (/__ctl/Rule, /__rule) on the same store, in Personium\'s shapes.
+personium_app = personium_rules_resolver(store)
 RuleName = Annotated[str, Path(pattern=RULE_NAME_PATTERN, description="The rule's name")]
 
 
@@ -190,4 +194,7 @@ def test_rule(name: RuleName, event: Annotated[TestEvent, Body()]) -> TestResult
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if is_personium_rule_route(event):
+        app.lambda_context = context  # the store's write lease reads the time left from app
+        return resolve_and_audit(personium_app, override_method(event), context, emitter, RULE_EVENT_TYPES)
     return resolve_and_audit(app, event, context, emitter, EVENT_TYPES)

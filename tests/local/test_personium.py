@@ -196,3 +196,59 @@ def test_get_current_log_redirects_to_the_file(stack: LocalStack) -> None:
     # THEN the body is the log (text/csv) with the line
     assert response.status == 200
     assert f'"{request_key}","true"'.encode() in response.body
+
+
+# ---- /__ctl/Rule and /__rule ----
+
+
+def test_a_personium_rule_and_its_correlator_twin_log_the_same_events(stack: LocalStack) -> None:
+    # GIVEN a Personium rule through /__ctl/Rule (log.warn) and its Correlator twin through /rules (log.error)
+    suffix = uuid.uuid4().hex[:8]
+    personium = {
+        "Name": f"p-{suffix}",
+        "EventExternal": True,
+        "EventType": f"twin{suffix}.",
+        "EventInfo": "[2",
+        "Action": "log.warn",
+    }
+    twin = {
+        "name": f"c-{suffix}",
+        "action": "log.error",
+        "match": {"external": True, "type": f"twin{suffix}.", "info": "[2"},
+    }
+    created = stack.request("POST", "/__ctl/Rule", json.dumps(personium), {**JSON, **ADMIN_KEY})
+    assert created.status == 201, created.body
+    assert created.json()["d"]["results"]["__metadata"]["type"] == "CellCtl.Rule"
+    assert stack.request("POST", "/rules", json.dumps(twin), {**JSON, **ADMIN_KEY}).status == 201
+    try:
+        # WHEN the same stream of events is posted to /__event
+        stream = [
+            (f"twin{suffix}.login", "[200] ok"),  # both match
+            (f"twin{suffix}.login", "[403] denied"),  # info is not a prefix: neither
+            (f"other{suffix}.login", "[200] ok"),  # type: neither
+            (f"twin{suffix}.", "[2"),  # both
+        ]
+        for index, (event_type, info) in enumerate(stream):
+            body = {"Type": event_type, "Info": info}
+            headers = {**JSON, **DEV_KEY, "X-Personium-RequestKey": f"twin{suffix}_{index}"}
+            assert stack.request("POST", "/__event", json.dumps(body), headers).status == 200
+
+        # THEN every event's log-everything line is there, and each rule logged exactly the events 0 and 3
+        lines = current_log_lines(stack, f'"twin{suffix}_', count=len(stream) + 4)
+        warned = sorted(line.split(",")[2] for line in lines if "[WARN ]" in line)
+        errored = sorted(line.split(",")[2] for line in lines if "[ERROR]" in line)
+        assert warned == errored == [f'"twin{suffix}_0"', f'"twin{suffix}_3"'], lines
+        # AND /__rule shows the Personium rule, GET by key reads it back
+        cache = stack.request("GET", "/__rule", headers=ADMIN_KEY).json()
+        assert personium["Name"] in [rule["Name"] for rule in cache["rules"]]
+        got = stack.request("GET", f"/__ctl/Rule('{personium['Name']}')", headers=ADMIN_KEY)
+        assert got.json()["d"]["results"]["EventInfo"] == "[2"
+    finally:
+        deleted = stack.request("DELETE", f"/__ctl/Rule(Name='{personium['Name']}',_Box.Name=null)", headers=ADMIN_KEY)
+        stack.request("DELETE", f"/rules/{twin['name']}", headers=ADMIN_KEY)
+    assert deleted.status == 204
+
+
+def test_rule_routes_need_iam(stack: LocalStack) -> None:
+    assert stack.request("GET", "/__ctl/Rule", headers=DEV_KEY).status == 403
+    assert stack.request("GET", "/__rule", headers=DEV_KEY).status == 403

@@ -69,6 +69,7 @@ MESSAGES: dict[str, str] = {
     "PR404-MC-0001": "URI is not recognized.",
     "PR405-MC-0001": "Method not allowed.",
     "PR409-OD-0003": "The entity already exists.",
+    "PR412-OD-0002": "ETag does not match.",
     "PR415-MC-0001": "Unsupported media type.",
     "PR501-MC-0001": "Method not implemented.",
     "PR501-MC-0002": "Not implemented. [{0}].",
