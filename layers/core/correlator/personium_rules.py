@@ -187,7 +187,7 @@ def entity_of(rule: Rule) -> dict[str, Any] | None:
         action, target = rule.action, None
     elif rule.action in ("script", "exec") and not rule.config.get("args"):
         action, target = "exec", rule.config.get("script") or rule.config.get("function")
-    elif rule.action == "relay" and set(rule.config) == {"url"}:
+    elif rule.action == "relay" and not rule.config.get("secret_name") and not rule.config.get("headers"):
         action, target = "relay", rule.config["url"]
     else:
         return None
