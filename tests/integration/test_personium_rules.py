@@ -13,6 +13,7 @@ import pytest
 from moto.events.models import EventPattern
 
 from correlator.event import Event, EventSubmission, stamp_event
+from correlator.personium_rules import PERSONIUM_FIELDS
 from tests.integration.rules_fixtures import declare_template_rule
 from tests.integration.test_rule_matching import on_the_bus
 from tests.integration.test_rules_api import SAMPLE_RULE, HttpResponse, RulesApi, api  # noqa: F401 - the fixture
@@ -27,17 +28,6 @@ ENTITY = {
     "EventInfo": "[XXXX",
     "Action": "log.warn",
 }
-FIELDS = (
-    "Name",
-    "_Box.Name",
-    "EventExternal",
-    "EventSubject",
-    "EventType",
-    "EventObject",
-    "EventInfo",
-    "Action",
-    "TargetUrl",
-)
 
 
 def call(
@@ -70,7 +60,7 @@ def entity(**fields: Any) -> dict[str, Any]:
 
 
 def fields_of(result: dict[str, Any]) -> dict[str, Any]:
-    return {name: result[name] for name in FIELDS}
+    return {name: result[name] for name in PERSONIUM_FIELDS}
 
 
 def assert_personium_error(response: HttpResponse, status: int, code: str) -> None:
