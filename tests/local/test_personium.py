@@ -252,3 +252,37 @@ def test_a_personium_rule_and_its_correlator_twin_log_the_same_events(stack: Loc
 def test_rule_routes_need_iam(stack: LocalStack) -> None:
     assert stack.request("GET", "/__ctl/Rule", headers=DEV_KEY).status == 403
     assert stack.request("GET", "/__rule", headers=DEV_KEY).status == 403
+
+
+def test_rule_entity_lifecycle_over_http(stack: LocalStack) -> None:
+    name = f"life-{uuid.uuid4().hex[:8]}"
+    entity = {"Name": name, "EventExternal": True, "EventType": "life.", "Action": "log"}
+    headers = {**JSON, **ADMIN_KEY}
+    created = stack.request("POST", "/__ctl/Rule", json.dumps(entity), headers)
+    assert created.status == 201, created.body
+    assert created.headers["Location"].endswith(f"/__ctl/Rule(Name='{name}',_Box.Name=null)")
+    try:
+        # list with $filter, as Personium clients look a rule up
+        listed = stack.request(
+            "GET", f"/__ctl/Rule?$filter=Name%20eq%20'{name}'&$inlinecount=allpages", headers=ADMIN_KEY
+        )
+        assert listed.status == 200
+        assert listed.json()["d"]["__count"] == "1"
+        # PUT with If-Match, then MERGE
+        put = stack.request(
+            "PUT",
+            f"/__ctl/Rule('{name}')",
+            json.dumps({**entity, "EventInfo": "ok"}),
+            {**headers, "If-Match": created.headers["ETag"]},
+        )
+        assert put.status == 204, put.body
+        merged = stack.request("MERGE", f"/__ctl/Rule('{name}')", json.dumps({"Action": "log.warn"}), headers)
+        assert merged.status == 204, merged.body
+        result = stack.request("GET", f"/__ctl/Rule('{name}')", headers=ADMIN_KEY).json()["d"]["results"]
+        assert (result["EventInfo"], result["Action"]) == ("ok", "log.warn")
+        # Personium's errors
+        assert stack.request("POST", "/__ctl/Rule", json.dumps(entity), headers).json()["code"] == "PR409-OD-0003"
+        assert stack.request("GET", "/__ctl/Rule('no-such-rule')", headers=ADMIN_KEY).json()["code"] == "PR404-OD-0002"
+        assert stack.request("DELETE", "/__ctl/Rule", headers=ADMIN_KEY).status == 405
+    finally:
+        assert stack.request("DELETE", f"/__ctl/Rule('{name}')", headers=ADMIN_KEY).status == 204
