@@ -9,8 +9,6 @@ other match fields, a raw pattern) are not listed as Personium rules.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -21,7 +19,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from pydantic import ValidationError
 
 from correlator.api import DEFAULT_MAX_BODY_BYTES
-from correlator.errors import ConflictError, NotFoundError, ValidationFailedError
+from correlator.errors import ConflictError, NotFoundError, PreconditionFailedError, ValidationFailedError
 from correlator.personium import (
     PersoniumError,
     correlator_error_in_personium_shape,
@@ -208,20 +206,14 @@ def entity_uri(base_url: str, name: str) -> str:
     return f"{base_url}/__ctl/{ENTITY_SET}(Name='{name}',_Box.Name=null)"
 
 
-def etag_of(entity: dict[str, Any]) -> str:
-    """A weak ETag that changes whenever the entity does (Personium's form: ``W/"{version}-{number}"``)."""
-    digest = hashlib.sha256(json.dumps(entity, sort_keys=True).encode()).hexdigest()
-    return f'W/"1-{int(digest[:12], 16)}"'
-
-
-def odata_entity(entity: dict[str, Any], base_url: str, now: datetime | None = None) -> dict[str, Any]:
+def odata_entity(entity: dict[str, Any], base_url: str, etag: str, now: datetime | None = None) -> dict[str, Any]:
     """One entity in OData v2 JSON verbose: the fields, ``__published``/``__updated``, ``__metadata``."""
     stamp = f"/Date({int((now or datetime.now(UTC)).timestamp() * 1000)})/"
     return {
         **entity,
         "__published": stamp,
         "__updated": stamp,
-        "__metadata": {"uri": entity_uri(base_url, entity["Name"]), "etag": etag_of(entity), "type": ENTITY_TYPE},
+        "__metadata": {"uri": entity_uri(base_url, entity["Name"]), "etag": etag, "type": ENTITY_TYPE},
     }
 
 
@@ -319,47 +311,58 @@ def personium_rules_resolver(store: RuleStore, max_body_bytes: int = DEFAULT_MAX
     def entities() -> list[dict[str, Any]]:
         return rule_view_entities(store.list_all())
 
-    def current(name: str) -> dict[str, Any]:
+    def current(name: str) -> tuple[dict[str, Any], str]:
+        """The Personium entity of rule ``name`` and the rule's ETag (the same as on ``/rules``)."""
         try:
-            entity = entity_of(store.get(name))
+            view, etag = store.get_with_etag(name)
         except NotFoundError:
-            entity = None
+            raise personium_error("PR404-OD-0002") from None
+        entity = entity_of(view)
         if entity is None:
             raise personium_error("PR404-OD-0002")
-        return entity
+        return entity, etag
 
-    def check_if_match(entity: dict[str, Any]) -> None:
-        wanted = app.current_event.headers.get("If-Match")
-        if wanted not in (None, "*") and wanted != etag_of(entity):
-            raise personium_error("PR412-OD-0002")
+    def if_match() -> str | None:
+        return app.current_event.headers.get("If-Match")
 
-    def entity_response(status: int, entity: dict[str, Any], **headers: str) -> Response[dict[str, Any]]:
-        body = {"d": {"results": odata_entity(entity, public_base_url(app.current_event))}}
+    def entity_response(status: int, entity: dict[str, Any], etag: str, **headers: str) -> Response[dict[str, Any]]:
+        body = {"d": {"results": odata_entity(entity, public_base_url(app.current_event), etag)}}
         return Response(
             status_code=status,
             content_type=content_types.APPLICATION_JSON,
             body=body,
-            headers={**ODATA_HEADERS, "ETag": etag_of(entity), **headers},
+            headers={**ODATA_HEADERS, "ETag": etag, **headers},
         )
 
-    def store_rule(rule: Rule, *, create: bool) -> dict[str, Any]:
+    def write(rule: Rule | None, *, name: str, create: bool = False) -> tuple[dict[str, Any], str] | None:
+        """Create, replace (``rule``) or delete (None) under the request's If-Match, in Personium's errors."""
         try:
-            stored = store.create(rule) if create else store.replace(rule)
+            if rule is None:
+                store.delete(name, if_match=if_match())
+                return None
+            stored, etag = store.create(rule) if create else store.replace(rule, if_match=if_match())
         except ValidationFailedError as error:
             raise personium_error("PR400-OD-0006", _personium_field(error.details)) from None
+        except NotFoundError:
+            raise personium_error("PR404-OD-0002") from None
+        except PreconditionFailedError:
+            raise personium_error("PR412-OD-0002") from None
         except ConflictError as error:
             if create:
                 raise personium_error("PR409-OD-0003") from None
             raise correlator_error_in_personium_shape(409, error.code, error.message) from None
         entity = entity_of(stored)
         assert entity is not None  # built from a Personium entity
-        return entity
+        return entity, etag
 
     @app.post("/__ctl/Rule", middlewares=[gate], summary="Personium: create a rule (CellCtl.Rule)")
     def create_rule() -> Response[dict[str, Any]]:
-        entity = store_rule(rule_from_entity(app.current_event.json_body), create=True)
+        rule = rule_from_entity(app.current_event.json_body)
+        written = write(rule, name=rule.name, create=True)
+        assert written is not None
+        entity, etag = written
         uri = entity_uri(public_base_url(app.current_event), entity["Name"])
-        return entity_response(201, entity, Location=uri)
+        return entity_response(201, entity, etag, Location=uri)
 
     @app.get("/__ctl/Rule", summary="Personium: list rules (OData subset, see the compatibility page)")
     def list_rules() -> Response[dict[str, Any]]:
@@ -367,7 +370,11 @@ def personium_rules_resolver(store: RuleStore, max_body_bytes: int = DEFAULT_MAX
         listed = entities()
         selected = filter_entities(listed, query)
         base_url = public_base_url(app.current_event)
-        results: dict[str, Any] = {"results": [odata_entity(entity, base_url) for entity in selected]}
+        # One read per listed rule for its ETag ($top bounds the page: 25 by default).
+        etags = {entity["Name"]: store.get_with_etag(entity["Name"])[1] for entity in selected}
+        results: dict[str, Any] = {
+            "results": [odata_entity(entity, base_url, etags[entity["Name"]]) for entity in selected]
+        }
         if query.get("$inlinecount") == "allpages":
             results["__count"] = str(len(filter_entities(listed, {"$filter": query.get("$filter", "")})))
         elif query.get("$inlinecount") not in (None, "none"):
@@ -378,37 +385,32 @@ def personium_rules_resolver(store: RuleStore, max_body_bytes: int = DEFAULT_MAX
 
     @app.get("/__ctl/<entity>", summary="Personium: get a rule: Rule('name') or Rule(Name='name',_Box.Name=null)")
     def get_rule(entity: str) -> Response[dict[str, Any]]:
-        return entity_response(200, current(parse_key(unquote(entity))))
+        return entity_response(200, *current(parse_key(unquote(entity))))
 
     @app.put("/__ctl/<entity>", middlewares=[gate], summary="Personium: replace a rule")
     def replace_rule(entity: str) -> Response[None]:
         name = parse_key(unquote(entity))
-        check_if_match(current(name))
-        stored = store_rule(rule_from_entity(app.current_event.json_body, name=name), create=False)
-        return Response(status_code=204, headers={**ODATA_HEADERS, "ETag": etag_of(stored)})
+        current(name)
+        written = write(rule_from_entity(app.current_event.json_body, name=name), name=name)
+        assert written is not None
+        return Response(status_code=204, headers={**ODATA_HEADERS, "ETag": written[1]})
 
     @app.route("/__ctl/<entity>", method="MERGE", middlewares=[gate], include_in_schema=False)
     def merge_rule(entity: str) -> Response[None]:
         name = parse_key(unquote(entity))
-        existing = current(name)
-        check_if_match(existing)
+        existing, _ = current(name)
         body = app.current_event.json_body
         if not isinstance(body, dict):
             raise personium_error("PR400-OD-0006", "body")
-        merged = {**existing, **body}
-        stored = store_rule(rule_from_entity(merged, name=name), create=False)
-        return Response(status_code=204, headers={**ODATA_HEADERS, "ETag": etag_of(stored)})
+        written = write(rule_from_entity({**existing, **body}, name=name), name=name)
+        assert written is not None
+        return Response(status_code=204, headers={**ODATA_HEADERS, "ETag": written[1]})
 
     @app.delete("/__ctl/<entity>", summary="Personium: delete a rule")
     def delete_rule(entity: str) -> Response[None]:
         name = parse_key(unquote(entity))
-        check_if_match(current(name))
-        try:
-            store.delete(name)
-        except NotFoundError:
-            raise personium_error("PR404-OD-0002") from None
-        except ConflictError as error:
-            raise correlator_error_in_personium_shape(409, error.code, error.message) from None
+        current(name)
+        write(None, name=name)
         return Response(status_code=204, headers=ODATA_HEADERS)
 
     @app.route("/__ctl/<entity>", method=["POST", "PATCH", "PROPFIND"], include_in_schema=False)
