@@ -11,7 +11,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,8 +21,8 @@ from correlator import aws
 from correlator.appender import S3Appender
 from correlator.audit import RouteKey, resolve_and_audit
 from correlator.eventlog import CURRENT_KEY, EventLog, archive_key
-from correlator.internal import counted_emitter
-from correlator.logs import adopt_core_logs
+from correlator.internal import bus_emitter
+from correlator.logs import function_logger
 from correlator.personium import (
     EVENT_ID_HEADER,
     PersoniumError,
@@ -51,14 +51,13 @@ from correlator.personium_log import (
 from correlator.publisher import EventPublisher
 from correlator.reception import MAX_BODY_BYTES, publish_or_raise, stamp_submissions
 
-logger = Logger()
-adopt_core_logs(logger)
+logger = function_logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver()
 publisher = EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"])
 event_log = EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"]))
-emitter = counted_emitter(publisher, metrics)
+emitter = bus_emitter(metrics, publisher)
 # The internal event of every log call, as for Correlator's /logs routes (POST /__event emits none, as POST /events).
 EVENT_TYPES: dict[RouteKey, str] = {
     ("GET", "/__log/current/default.log"): "log.get",
