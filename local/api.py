@@ -402,8 +402,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
-    # WebDAV and OData methods reach ANY routes, as through API Gateway (Personium clients use them).
-    do_PROPFIND = do_PROPPATCH = do_MERGE = _serve
 
     def __getattr__(self, name: str) -> Any:
         # Any other method (TRACE, QUERY...) is routed too, as API Gateway does (no route: 403), not a 501.
