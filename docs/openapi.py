@@ -26,6 +26,7 @@ from pydantic.json_schema import SkipJsonSchema, models_json_schema
 
 import correlator
 from correlator.errors import PublishFailedError
+from correlator.personium import PersoniumErrorBody, PersoniumMessage
 from local.template import load_yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,6 +116,8 @@ class GatewayErrorBody(BaseModel):
 
 # The error vocabulary's bodies by status; every other status answers an ``ErrorBody``.
 ERROR_BODIES: dict[int, type[ErrorBody]] = {PublishFailedError.status: PublishFailedBody}
+# Personium's routes (docs/personium-compatibility.md) answer every error in Personium's shape.
+PERSONIUM_PATHS = ("/__event", "/__log/", "/__ctl/", "/__rule")
 # What the request-body gate (correlator.api.check_json_request) answers on every route with a body.
 BODY_GATE_RESPONSES: dict[str, str] = {
     "400": "The body is not UTF-8 JSON (NaN and Infinity are not JSON), or not an object",
@@ -187,9 +190,10 @@ def _operations(paths: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, 
             yield path, method, operation
 
 
-def _document_errors(operation: dict[str, Any], method: str) -> None:
-    """Give every error response the body the API really answers with (see ``ERROR_BODIES``), document the
-    request-body gate's answers on routes that take a body, and no body for redirects."""
+def _document_errors(operation: dict[str, Any], method: str, personium: bool = False) -> None:
+    """Give every error response the body the API really answers with (see ``ERROR_BODIES``; Personium's
+    routes answer ``PersoniumErrorBody``), document the request-body gate's answers on routes that take a
+    body, and no body for redirects."""
     responses: dict[str, Any] = operation.setdefault("responses", {})
     if "requestBody" in operation or method in ("post", "put", "patch"):
         for code, description in BODY_GATE_RESPONSES.items():
@@ -198,7 +202,7 @@ def _document_errors(operation: dict[str, Any], method: str) -> None:
         if int(code) == 204 or 300 <= int(code) < 400:
             response.pop("content", None)  # no body
         elif int(code) >= 400:
-            body = ERROR_BODIES.get(int(code), ErrorBody)
+            body: type[BaseModel] = PersoniumErrorBody if personium else ERROR_BODIES.get(int(code), ErrorBody)
             response["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{body.__name__}"}}}
 
 
@@ -295,13 +299,16 @@ def generate(function_dirs: Sequence[str] = API_FUNCTIONS, template_path: Path =
                 raise ValueError(f"{method.upper()} {path} is defined by two functions")
             operation.setdefault("tags", [Path(function_dir).name])
             operation["security"] = [{scheme: [] for scheme in route.schemes}] if route.schemes else []
-            _document_errors(operation, method)
+            _document_errors(operation, method, personium=path.startswith(PERSONIUM_PATHS))
             _document_gateway(operation, route.schemes)
             paths.setdefault(path, {})[method] = operation
         _merge_schemas(schemas, document.get("components", {}).get("schemas", {}), function_dir)
 
     _, definitions = models_json_schema(
-        [(model, "serialization") for model in (ErrorBody, PublishFailedBody, GatewayErrorBody)],
+        [
+            (model, "serialization")
+            for model in (ErrorBody, PublishFailedBody, GatewayErrorBody, PersoniumErrorBody, PersoniumMessage)
+        ],
         ref_template="#/components/schemas/{model}",
     )
     _merge_schemas(schemas, definitions.get("$defs", {}), __name__)

@@ -25,6 +25,7 @@ from correlator.personium import (
     correlator_error_in_personium_shape,
     personium_error,
     personium_request_gate,
+    personium_responses,
     public_base_url,
     register_personium_error_handlers,
 )
@@ -355,7 +356,14 @@ def personium_rules_resolver(store: RuleStore, max_body_bytes: int = DEFAULT_MAX
         assert entity is not None  # built from a Personium entity
         return entity, etag
 
-    @app.post("/__ctl/Rule", middlewares=[gate], summary="Personium: create a rule (CellCtl.Rule)")
+    @app.post(
+        "/__ctl/Rule",
+        middlewares=[gate],
+        summary="Personium: create a rule (CellCtl.Rule)",
+        responses=personium_responses(
+            {201: "Created", 400: "PR400-OD-*, PR400-CM-0004", 409: "PR409-OD-0003", 413: "Too large", 415: "Not JSON"}
+        ),
+    )
     def create_rule() -> Response[dict[str, Any]]:
         rule = rule_from_entity(app.current_event.json_body)
         written = write(rule, name=rule.name, create=True)
@@ -364,7 +372,11 @@ def personium_rules_resolver(store: RuleStore, max_body_bytes: int = DEFAULT_MAX
         uri = entity_uri(public_base_url(app.current_event), entity["Name"])
         return entity_response(201, entity, etag, Location=uri)
 
-    @app.get("/__ctl/Rule", summary="Personium: list rules (OData subset, see the compatibility page)")
+    @app.get(
+        "/__ctl/Rule",
+        summary="Personium: list rules (OData subset, see the compatibility page)",
+        responses=personium_responses({200: "The rules", 400: "PR400-OD-0029 / PR400-OD-0042: a query option"}),
+    )
     def list_rules() -> Response[dict[str, Any]]:
         query = app.current_event.query_string_parameters or {}
         listed = entities()
@@ -383,11 +395,30 @@ def personium_rules_resolver(store: RuleStore, max_body_bytes: int = DEFAULT_MAX
             status_code=200, content_type=content_types.APPLICATION_JSON, body={"d": results}, headers=ODATA_HEADERS
         )
 
-    @app.get("/__ctl/<entity>", summary="Personium: get a rule: Rule('name') or Rule(Name='name',_Box.Name=null)")
+    @app.get(
+        "/__ctl/<entity>",
+        summary="Personium: get a rule: Rule('name') or Rule(Name='name',_Box.Name=null)",
+        responses=personium_responses({200: "The rule", 400: "PR400-OD-0004: a bad key", 404: "PR404-OD-0002"}),
+    )
     def get_rule(entity: str) -> Response[dict[str, Any]]:
         return entity_response(200, *current(parse_key(unquote(entity))))
 
-    @app.put("/__ctl/<entity>", middlewares=[gate], summary="Personium: replace a rule")
+    @app.put(
+        "/__ctl/<entity>",
+        middlewares=[gate],
+        summary="Personium: replace a rule",
+        responses=personium_responses(
+            {
+                204: "Replaced",
+                400: "PR400-OD-*",
+                404: "PR404-OD-0002",
+                409: "A read-only rule",
+                412: "PR412-OD-0002",
+                413: "Too large",
+                415: "Not JSON",
+            }
+        ),
+    )
     def replace_rule(entity: str) -> Response[None]:
         name = parse_key(unquote(entity))
         current(name)
@@ -406,7 +437,13 @@ def personium_rules_resolver(store: RuleStore, max_body_bytes: int = DEFAULT_MAX
         assert written is not None
         return Response(status_code=204, headers={**ODATA_HEADERS, "ETag": written[1]})
 
-    @app.delete("/__ctl/<entity>", summary="Personium: delete a rule")
+    @app.delete(
+        "/__ctl/<entity>",
+        summary="Personium: delete a rule",
+        responses=personium_responses(
+            {204: "Deleted", 400: "PR400-OD-0004", 404: "PR404-OD-0002", 409: "A read-only rule", 412: "PR412-OD-0002"}
+        ),
+    )
     def delete_rule(entity: str) -> Response[None]:
         name = parse_key(unquote(entity))
         current(name)
@@ -421,7 +458,11 @@ def personium_rules_resolver(store: RuleStore, max_body_bytes: int = DEFAULT_MAX
     def other_set_method() -> Response[None]:
         raise personium_error("PR405-MC-0001")
 
-    @app.get("/__rule", summary="Personium: the active rules (Personium's in-memory rule list)")
+    @app.get(
+        "/__rule",
+        summary="Personium: the active rules (Personium's in-memory rule list)",
+        responses=personium_responses({200: "The rules"}),
+    )
     def rule_cache() -> Response[dict[str, Any]]:
         body = {"rules": [rule_cache_entry(entity) for entity in entities()], "boxes": [], "timers": []}
         return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
