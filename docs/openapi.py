@@ -38,7 +38,13 @@ LOCAL_SERVER = "http://127.0.0.1:3000"
 
 # The functions that serve API routes, one directory each (``<dir>/app.py`` defines ``app``, and
 # ``personium_app`` where the function also serves Personium's routes).
-API_FUNCTIONS: tuple[str, ...] = ("functions/reception", "functions/logs", "functions/rules", "functions/personium")
+API_FUNCTIONS: tuple[str, ...] = (
+    "functions/reception",
+    "functions/logs",
+    "functions/rules",
+    "functions/personium",
+    "functions/feedback",
+)
 
 # What importing a function module needs; nothing is called, so the credentials are fake.
 IMPORT_ENV = {

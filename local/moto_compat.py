@@ -11,7 +11,9 @@ Only documented AWS behaviour goes here, so code that is correct on AWS is also 
 * A DISABLED EventBridge rule does not deliver (moto 5.2 delivers anyway).
 * Lambda rule targets: moto cannot invoke Lambda (PutEvents raises). ``route_lambda_targets``
   lets the local stack say which queue stands in for each function; a matching event goes to
-  that queue at delivery time, while the rule keeps its real Lambda target, as on AWS.
+  that queue at delivery time, while the rule keeps its real Lambda target, as on AWS. An
+  asynchronous ``Invoke`` (``InvocationType=Event``, how the policy flusher hands a digest to an
+  action function) of a routed function goes to the same queue.
 * Event patterns are validated and matched as EventBridge does (``local.event_pattern``, after
   aws/event-ruler) instead of by moto's engine, which does not flatten arrays of objects, counts
   ``[]``/``{}`` as present, lets ``true`` equal ``1`` and accepts invalid patterns. ``PutRule``
@@ -21,7 +23,9 @@ Only documented AWS behaviour goes here, so code that is correct on AWS is also 
   as delivery decides, so dry runs agree with delivery.
 * Every DynamoDB item write is atomic: moto evaluates a ``ConditionExpression`` and stores the
   item in separate Python steps, so two threads could both pass the condition; DynamoDB lets
-  only one conditional write win. The rules API's write leases rely on this.
+  only one conditional write win (and a ``TransactWriteItems`` copies tables while other threads
+  write them). The rules API's write leases and the delivery policies' counters and groups rely
+  on this.
 * An archive replay sends only the events of [EventStartTime, EventEndTime), only to the rules
   in ``Destination.FilterArns`` when given, through each target's InputTransformer, as AWS
   does. moto 5.2 replays every archived event to every rule, untransformed.
@@ -78,6 +82,7 @@ def apply() -> None:
     _patch_rule_delivery()
     _patch_replay()
     _serialize_dynamodb_item_writes()
+    _patch_async_invoke()
     _applied = True
 
 
@@ -101,6 +106,34 @@ def _patch_rule_delivery() -> None:
         return original(routed, original_event, transform_input)
 
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+
+def _patch_async_invoke() -> None:
+    from urllib.parse import unquote
+
+    from moto.awslambda.responses import LambdaResponse
+    from moto.sqs.models import sqs_backends
+
+    original = LambdaResponse.invoke
+
+    @functools.wraps(original)
+    def invoke(self: Any) -> Any:
+        router = _lambda_router
+        if router is None or self.headers.get("X-Amz-Invocation-Type") != "Event":
+            return original(self)
+        name = unquote(self.path.rsplit("/", 2)[-2])
+        arn = (
+            name if name.startswith("arn:") else f"arn:aws:lambda:{self.region}:{self.current_account}:function:{name}"
+        )
+        queue_arn = router(arn)
+        if queue_arn is None:
+            return original(self)
+        _, _, _, region, account, queue_name = queue_arn.split(":", 5)
+        body = self.body.decode("utf-8") if isinstance(self.body, bytes) else str(self.body)
+        sqs_backends[account][region].send_message(queue_name, body)
+        return 202, {"status": "202"}, ""
+
+    LambdaResponse.invoke = invoke  # type: ignore[method-assign]
 
 
 def _serialize_s3_object_requests(response_class: Any) -> None:

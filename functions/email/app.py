@@ -32,6 +32,7 @@ runner = action_runner(
         ses=ses,
         renderer=TemplateRenderer(TEMPLATES_DIR),
         default_sender=os.environ["SENDER_EMAIL"],
+        configuration_set=os.environ.get("SES_CONFIGURATION_SET") or None,
     ),
     logger=logger,
     metrics=metrics,

@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from correlator.action import Call, Effect, Result, RetryLater
 from correlator.configs import EmailConfig
 from correlator.delivery import Delivery
+from correlator.feedback import FeedbackOrigin
 from correlator.registry import ActionSpec, spec_of
 from functions.notification.notification import STATUS_FAILED, STATUS_SENT, failed
 from functions.notification.templating import (
@@ -183,8 +184,16 @@ class EmailAction:
     spec: ClassVar[ActionSpec] = spec_of("email")
     metrics: ClassVar[Mapping[str, str]] = {STATUS_SENT: "EmailsSent", STATUS_FAILED: "EmailsFailed"}
 
-    def __init__(self, *, ses: SESV2Client, renderer: TemplateRenderer, default_sender: str) -> None:
+    def __init__(
+        self,
+        *,
+        ses: SESV2Client,
+        renderer: TemplateRenderer,
+        default_sender: str,
+        configuration_set: str | None = None,
+    ) -> None:
         self._ses = ses
+        self._configuration_set = configuration_set
         self._renderer = renderer
         self._default_sender = default_sender
 
@@ -201,7 +210,12 @@ class EmailAction:
             logger.error("email template failed", extra={"code": error.code, "error": error.message})
             return failed(error.code, recipients, error.message)
         try:
-            response = self._ses.send_email(**send_email_request(message))
+            request = send_email_request(message)
+            # Tags name the delivery, so SES's delivery/bounce/complaint notifications find their way back.
+            request["EmailTags"] = FeedbackOrigin.of(delivery.event, delivery.rule.name).email_tags()  # type: ignore[typeddict-item]
+            if self._configuration_set:
+                request["ConfigurationSetName"] = self._configuration_set
+            response = self._ses.send_email(**request)
         except ClientError as error:
             code = permanent_error_code(error)
             if code is None:

@@ -1,7 +1,8 @@
 """Mako templates of the notification actions: named sets shipped with a function, or inline in a rule.
 
-Only the notification modules (``functions.email.mail``, ``functions.sms.sms``) import this one, so only
-the email and SMS functions pay for Mako; the reception function never loads it.
+Only the notification modules (``functions.email.mail``, ``functions.sms.sms``,
+``functions.notify.notify``) and templated relay bodies import this one, so only those functions
+pay for Mako; the reception function never loads it.
 
 Trust boundary: template *source* comes from the function's package (named sets) or from a
 rule's config (inline; rules are written by IAM-authenticated admins, and Mako runs Python).
@@ -32,6 +33,7 @@ from markupsafe import Markup, escape
 from correlator.configs import ActionConfig
 from correlator.delivery import Delivery
 from correlator.event import Event, Level
+from correlator.policy_gate import digest_of
 
 TEMPLATE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 LEVEL_COLOURS: dict[Level, str] = {Level.INFO: "#1f6feb", Level.WARN: "#b7791f", Level.ERROR: "#c53030"}
@@ -52,7 +54,18 @@ FIELD_LABELS: dict[str, str] = {
     "external": "External",
     "hops": "Hops",
 }
-TEMPLATE_VARIABLES = ("event", "payload", "rule", "fields", "level_colour", "text_table", "html_table", "cell_text")
+TEMPLATE_VARIABLES = (
+    "event",
+    "payload",
+    "rule",
+    "fields",
+    "level_colour",
+    "text_table",
+    "html_table",
+    "cell_text",
+    "to_json",
+    "group",
+)
 _UNDEFINED_RE = re.compile(r"'([^']+)' is not defined")
 _CELL_STYLE = "padding:4px 10px;border:1px solid #d0d7de;text-align:left;vertical-align:top"
 _HEAD_STYLE = _CELL_STYLE + ";background:#f6f8fa;font-weight:600"
@@ -210,6 +223,11 @@ def html_table(
     return Markup("").join(parts)
 
 
+def to_json(value: Any) -> str:
+    """``value`` as a JSON literal (a string quoted and escaped): for JSON bodies, ``${to_json(event.summary)}``."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 def event_fields(event: Event) -> dict[str, Any]:
     """The event's set fields under their labels (``Type``, ``Level``…), in display order."""
     detail = event.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -233,6 +251,8 @@ def template_variables(delivery: Delivery[ActionConfig]) -> dict[str, Any]:
         "text_table": text_table,
         "html_table": html_table,
         "cell_text": cell_text,
+        "to_json": to_json,
+        "group": digest_of(delivery),
     }
 
 
@@ -273,11 +293,16 @@ class TemplateRenderer:
 
     def render_inline(self, source: str, fmt: TemplateFormat, variables: Mapping[str, Any], label: str) -> str:
         """Render an inline template of a rule's config; ``label`` names it in errors (``config.subject``)."""
-        try:
-            template = _compile_inline(source, fmt)
-        except MakoException as error:
-            raise TemplateError("TemplateError", f"{label}: {_describe(error)}") from None
-        return _render(template, variables, label)
+        return render_inline(source, fmt, variables, label)
+
+
+def render_inline(source: str, fmt: TemplateFormat, variables: Mapping[str, Any], label: str) -> str:
+    """Render an inline template of a rule's config; ``label`` names it in errors (``config.body``)."""
+    try:
+        template = _compile_inline(source, fmt)
+    except MakoException as error:
+        raise TemplateError("TemplateError", f"{label}: {_describe(error)}") from None
+    return _render(template, variables, label)
 
 
 @lru_cache(maxsize=128)

@@ -62,6 +62,8 @@ MAX_ATTEMPTS = 3
 BASE_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 8.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+JSON_TYPE = "application/json"
+MAX_BODY_BYTES = 262_144  # a rendered body template: 256 KiB, as much as an event
 _RETRYABLE_BUS_ERRORS = RETRYABLE_ERROR_CODES | {
     "ServiceUnavailable",
     "EndpointConnectionError",
@@ -102,6 +104,37 @@ def relay_event_body(event: Event) -> dict[str, Any]:
 def encode_body(body: Mapping[str, Any]) -> bytes:
     """The exact bytes sent (and signed)."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class RelayBodyRefused(Exception):
+    """The rule's body template failed or rendered too much: a permanent failure, nothing is sent."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def relay_body(delivery: Delivery[Any], config: RelayConfig | RelayEventConfig) -> bytes:
+    """The exact bytes a relay sends (and signs): the rule's ``body`` template rendered, or the event JSON.
+
+    ``relay.event`` always sends the relayed event's fields (``ValueError`` when they would be refused).
+    """
+    if not isinstance(config, RelayConfig):
+        return encode_body(relay_event_body(delivery.event))
+    if config.body is None:
+        return encode_body(delivery.event.to_detail())
+    # Mako only for templated bodies: a relay without one never imports it.
+    from functions.notification.templating import TemplateError, TemplateFormat, render_inline, template_variables
+
+    try:
+        text = render_inline(config.body, TemplateFormat.TEXT, template_variables(delivery), "config.body")
+    except TemplateError as error:
+        raise RelayBodyRefused(error.code, error.message[:512]) from None
+    body = text.encode("utf-8")
+    if len(body) > MAX_BODY_BYTES:
+        raise RelayBodyRefused("body_too_large", f"the rendered body is {len(body)} bytes (at most {MAX_BODY_BYTES})")
+    return body
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -386,10 +419,13 @@ class RelayAction:
         event = delivery.event
         target = loggable_url(config.url)
         try:
-            body = encode_body(event.to_detail() if isinstance(config, RelayConfig) else relay_event_body(event))
+            body = relay_body(delivery, config)
         except ValueError as error:
             return RelayResult(target, "invalid_event", "blocked", payload={"reason": str(error)})
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **chain_headers(event, self._settings)}
+        except RelayBodyRefused as refused:
+            return RelayResult(target, refused.code, "blocked", payload={"reason": refused.reason})
+        content_type = config.content_type if isinstance(config, RelayConfig) and config.content_type else JSON_TYPE
+        headers = {"Content-Type": content_type, "User-Agent": USER_AGENT, **chain_headers(event, self._settings)}
         origin_headers: dict[str, str] = {}
         try:
             if isinstance(config, RelayConfig):

@@ -35,7 +35,9 @@ sender = (
     if secret_name
     else None
 )
-action = SmsAction(renderer=TemplateRenderer(TEMPLATES_DIR), sender=sender)
+action = SmsAction(
+    renderer=TemplateRenderer(TEMPLATES_DIR), sender=sender, feedback_url=os.environ.get("FEEDBACK_URL") or None
+)
 runner = action_runner(
     action,
     logger=logger,

@@ -3,8 +3,11 @@
 Segments: a body that only uses the GSM 03.38 alphabet travels as GSM-7 (160 septets in one
 segment, 153 per segment of a longer message; each character of the extension table takes two
 septets); anything else as UCS-2 (70 / 67 UTF-16 code units; a character outside the BMP takes
-two). A character is never split across segments. A body longer than the rule's
-``max_segments`` is cut and ends with an ellipsis (``...`` in GSM-7, ``…`` in UCS-2).
+two). Like Twilio's segment calculator, text is counted in grapheme clusters (Unicode extended
+grapheme clusters, except that CR LF counts as two characters): a flag, a letter with combining
+accents or an emoji sequence never straddles two segments, and a cut never splits one. A body
+longer than the rule's ``max_segments`` is cut and ends with an ellipsis (``...`` in GSM-7, ``…``
+in UCS-2).
 
 Twilio: credentials come from a Secrets Manager secret (JSON: ``account_sid``, ``auth_token``,
 and ``from`` or ``messaging_service_sid``), read through Powertools parameters and cached; no
@@ -26,9 +29,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar
 
+import regex
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
@@ -38,9 +40,12 @@ from twilio.rest import Client
 from correlator.action import Call, Effect, Result, RetryLater
 from correlator.configs import SmsConfig
 from correlator.delivery import Delivery
+from correlator.feedback import FeedbackOrigin, twilio_callback_url
 from correlator.registry import ActionSpec, spec_of
 from correlator.retry import backoff, parse_retry_after
-from correlator.secrets import SECRET_MAX_AGE_SECONDS, SecretReader, SecretUnavailable
+from correlator.secrets import SECRET_MAX_AGE_SECONDS, SecretReader
+from correlator.text import mask_number
+from correlator.twilio_credentials import TwilioCredentials, read_credentials
 from functions.notification.notification import STATUS_DRY_RUN, STATUS_FAILED, STATUS_SENT, failed
 from functions.notification.templating import TemplateError, TemplateFormat, TemplateRenderer, template_variables
 
@@ -87,6 +92,21 @@ class SmsBody:
     truncated: bool
 
 
+# An extended grapheme cluster (UAX #29), the unit a reader sees as one character.
+GRAPHEME_CLUSTER = regex.compile(r"\X")
+
+
+def graphemes(text: str) -> list[str]:
+    """``text`` split into grapheme clusters, CR LF as two (as Twilio's segment calculator splits it)."""
+    clusters: list[str] = []
+    for cluster in GRAPHEME_CLUSTER.findall(text):
+        if cluster == "\r\n":
+            clusters.extend(cluster)
+        else:
+            clusters.append(cluster)
+    return clusters
+
+
 def is_gsm7(text: str) -> bool:
     """True when every character of ``text`` is in the GSM 03.38 basic or extension table."""
     return all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in text)
@@ -97,43 +117,52 @@ def encoding_of(text: str) -> str:
     return GSM7 if is_gsm7(text) else UCS2
 
 
-def unit_costs(text: str, encoding: str) -> list[int]:
-    """Per character: septets (GSM-7) or UTF-16 code units (UCS-2) it takes."""
+def unit_costs(clusters: Sequence[str], encoding: str) -> list[int]:
+    """Per grapheme cluster: septets (GSM-7) or UTF-16 code units (UCS-2) it takes."""
     if encoding == GSM7:
-        return [2 if char in GSM7_EXTENSION else 1 for char in text]
-    return [2 if ord(char) > 0xFFFF else 1 for char in text]
+        return [sum(2 if char in GSM7_EXTENSION else 1 for char in cluster) for cluster in clusters]
+    return [sum(2 if ord(char) > 0xFFFF else 1 for char in cluster) for cluster in clusters]
+
+
+def _segments_of(costs: Sequence[int], limits: SegmentLimits) -> int:
+    if sum(costs) <= limits.single:
+        return 1
+    segments, used = 1, 0
+    for cost in costs:
+        if used and used + cost > limits.multi:  # a cluster never straddles two segments
+            segments += 1
+            used = 0
+        used += cost
+        while used > limits.multi:  # a cluster longer than a segment (dozens of accents) fills several
+            segments += 1
+            used -= limits.multi
+    return segments
 
 
 def count_segments(text: str) -> int:
     """How many segments ``text`` takes (an empty text still takes one)."""
     encoding = encoding_of(text)
-    costs = unit_costs(text, encoding)
-    limits = SEGMENT_LIMITS[encoding]
-    if sum(costs) <= limits.single:
-        return 1
-    segments, used = 1, 0
-    for cost in costs:
-        if used + cost > limits.multi:  # a character never straddles two segments
-            segments += 1
-            used = 0
-        used += cost
-    return segments
+    return _segments_of(unit_costs(graphemes(text), encoding), SEGMENT_LIMITS[encoding])
 
 
 def fit_segments(text: str, max_segments: int) -> SmsBody:
-    """``text`` as is when it fits ``max_segments``, else its longest prefix that fits with an ellipsis."""
+    """``text`` as is when it fits ``max_segments``, else its longest prefix that fits with an ellipsis.
+
+    The cut falls between grapheme clusters, so it never leaves half a flag or a dangling accent.
+    """
     if max_segments < 1:
         raise ValueError("max_segments must be at least 1")
     segments = count_segments(text)
     if segments <= max_segments:
         return SmsBody(text, encoding_of(text), segments, truncated=False)
+    clusters = graphemes(text)
 
     def candidate(length: int) -> str:
-        prefix = text[:length].rstrip()
+        prefix = "".join(clusters[:length]).rstrip()
         return prefix + (GSM7_ELLIPSIS if is_gsm7(prefix) else UCS2_ELLIPSIS)
 
     # The segment count of candidate(n) never decreases with n: binary search the longest that fits.
-    low, high = 0, len(text) - 1
+    low, high = 0, len(clusters) - 1
     while low < high:
         middle = (low + high + 1) // 2
         if count_segments(candidate(middle)) <= max_segments:
@@ -142,13 +171,6 @@ def fit_segments(text: str, max_segments: int) -> SmsBody:
             high = middle - 1
     fitted = candidate(low)
     return SmsBody(fitted, encoding_of(fitted), count_segments(fitted), truncated=True)
-
-
-def mask_number(number: str) -> str:
-    """A phone number for logs: country prefix and last three digits only (``+44******123``)."""
-    if len(number) <= 6:
-        return "*" * len(number)
-    return number[:3] + "*" * (len(number) - 6) + number[-3:]
 
 
 def compose_sms(delivery: Delivery[SmsConfig], renderer: TemplateRenderer) -> SmsBody:
@@ -167,46 +189,6 @@ def compose_sms(delivery: Delivery[SmsConfig], renderer: TemplateRenderer) -> Sm
 
 
 # ---- Twilio ----
-
-
-class SmsConfigurationError(Exception):
-    """The Twilio secret is missing or malformed; the message names fields, never values."""
-
-
-class TwilioCredentials(BaseModel):
-    """The JSON of the Twilio secret. ``hide_input_in_errors``: a validation error never shows the token."""
-
-    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True, validate_by_alias=True, validate_by_name=True)
-
-    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
-    auth_token: SecretStr = Field(min_length=1)
-    from_: str | None = Field(default=None, alias="from", min_length=1, max_length=32)
-    messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
-
-    @model_validator(mode="after")
-    def _sender(self) -> TwilioCredentials:
-        if self.from_ is None and self.messaging_service_sid is None:
-            raise ValueError("give 'from' (a number or sender id) or 'messaging_service_sid'")
-        return self
-
-    def sender(self) -> dict[str, str]:
-        """Who sends: the messaging service when there is one, else the ``from`` number."""
-        if self.messaging_service_sid is not None:
-            return {"messaging_service_sid": self.messaging_service_sid}
-        assert self.from_ is not None  # the validator requires one of the two
-        return {"from_": self.from_}
-
-
-def parse_credentials(value: Any, secret_name: str) -> TwilioCredentials:
-    """Validate the secret's JSON; ``SmsConfigurationError`` naming the bad fields only."""
-    try:
-        return TwilioCredentials.model_validate(value)
-    except ValidationError as error:
-        # Locations and messages only: with hide_input_in_errors no message carries the input.
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in detail['loc']) or 'secret'}: {detail['msg']}" for detail in error.errors()
-        )
-        raise SmsConfigurationError(f"the Twilio secret {secret_name!r} is invalid: {problems}") from None
 
 
 class RetryingHttpClient(HttpClient):  # type: ignore[misc]  # twilio ships no type information
@@ -324,17 +306,15 @@ class TwilioSender:
 
     def credentials(self) -> TwilioCredentials:
         """The secret's credentials (cached for ``max_age`` seconds); raises when it cannot be read."""
-        try:
-            value = self._secrets.json(self.secret_name)
-        except SecretUnavailable as problem:
-            raise SmsConfigurationError(f"the Twilio {problem}") from None
-        except GetParameterError as error:
-            raise SmsConfigurationError(f"the Twilio secret {self.secret_name!r} cannot be read: {error}") from None
-        return parse_credentials(value, self.secret_name)
+        return read_credentials(self._secrets, self.secret_name)
 
-    def send(self, to: str, body: str, credentials: TwilioCredentials) -> str:
-        """Send ``body`` to ``to``; the message SID. One of ``TWILIO_API_ERRORS`` when Twilio refuses it."""
-        message = self._client_for(credentials).messages.create(to=to, body=body, **credentials.sender())
+    def send(self, to: str, body: str, credentials: TwilioCredentials, status_callback: str | None = None) -> str:
+        """Send ``body`` to ``to``; the message SID. One of ``TWILIO_API_ERRORS`` when Twilio refuses it.
+
+        ``status_callback``: where Twilio posts the message's status changes (delivery feedback).
+        """
+        extra = {"status_callback": status_callback} if status_callback else {}
+        message = self._client_for(credentials).messages.create(to=to, body=body, **credentials.sender(), **extra)
         return str(message.sid)
 
     def find_sent(self, to: str, body: str, since: datetime, credentials: TwilioCredentials) -> str | None:
@@ -368,7 +348,10 @@ class SmsAction:
         STATUS_DRY_RUN: "SmsDryRuns",
     }
 
-    def __init__(self, *, renderer: TemplateRenderer, sender: TwilioSender | None) -> None:
+    def __init__(
+        self, *, renderer: TemplateRenderer, sender: TwilioSender | None, feedback_url: str | None = None
+    ) -> None:
+        self._feedback_url = feedback_url
         self._renderer = renderer
         self._sender = sender
 
@@ -390,8 +373,11 @@ class SmsAction:
             dry_run = Result(STATUS_DRY_RUN, STATUS_DRY_RUN, recipients, payload={"recipients": len(numbers), **shape})
             return [Effect(lambda: dry_run, outside=False)]
         credentials = self._sender.credentials()
+        # Twilio reports each message's status there (delivery feedback: sms.delivered, sms.failed, ...).
+        origin = FeedbackOrigin.of(delivery.event, delivery.rule.name)
+        callback = twilio_callback_url(self._feedback_url, origin) if self._feedback_url else None
         return [
-            Effect(partial(self._send_one, self._sender, number, body, credentials, shape), part=number)
+            Effect(partial(self._send_one, self._sender, number, body, credentials, shape, callback), part=number)
             for number in numbers
         ]
 
@@ -414,10 +400,11 @@ class SmsAction:
         body: SmsBody,
         credentials: TwilioCredentials,
         shape: Mapping[str, Any],
+        callback: str | None,
     ) -> Result:
         masked = mask_number(number)
         try:
-            sid = sender.send(number, body.text, credentials)
+            sid = sender.send(number, body.text, credentials, callback)
         except TWILIO_API_ERRORS as error:
             code = twilio_error_code(error)
             if code is None:  # 429/5xx after the client's retries: Lambda retries the invocation

@@ -29,6 +29,10 @@ DELIVERY = "eventbridge/email-delivery"
 
 @pytest.fixture
 def email_app(bus_probe: BusProbe, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return email_app_fixture(bus_probe, monkeypatch)
+
+
+def email_app_fixture(bus_probe: BusProbe, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """``functions.email.app`` imported afresh inside moto, with its idempotency table and the test bus."""
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "email")
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE)
@@ -97,6 +101,33 @@ def test_a_delivery_sends_one_multipart_email_and_reports_it(
     assert result["system_id"] == "rule/notify-ops-on-error"
     assert result["payload"] == {"recipients": 3}
     assert response == {"status": "sent", "info": "sent", "object": sent.id, "replayed": False}
+
+
+def test_every_email_is_tagged_with_its_delivery_and_sent_through_the_configuration_set(
+    bus_probe: BusProbe, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the function configured with the stack's configuration set
+    monkeypatch.setenv("SES_CONFIGURATION_SET", "correlator-email")
+    email_app = email_app_fixture(bus_probe, monkeypatch)
+    captured: list[dict[str, Any]] = []
+    email_app.ses.meta.events.register(
+        "provide-client-params.sesv2.SendEmail", lambda params, **_: captured.append(params)
+    )
+    verify_sender()
+
+    # WHEN
+    email_app.lambda_handler(load_event(DELIVERY), lambda_context)
+
+    # THEN SES's notifications will carry the original event id, rule, request key and hops
+    [request] = captured
+    assert request["ConfigurationSetName"] == "correlator-email"
+    event = load_event(DELIVERY)["event"]["detail"]
+    assert {tag["Name"]: tag["Value"] for tag in request["EmailTags"]} == {
+        "correlator_event_id": event["id"],
+        "correlator_rule": "notify-ops-on-error",
+        "correlator_request_key": "Req_2002",
+        "correlator_hops": "1",
+    }
 
 
 def test_the_same_delivery_processed_twice_sends_one_email(

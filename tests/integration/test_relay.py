@@ -212,6 +212,64 @@ def test_config_headers_never_replace_what_the_relay_sends(stack: RelayStack, se
     assert received.header("X-Custom") == "kept"
 
 
+def test_a_body_template_is_rendered_sent_with_its_content_type_and_signed(
+    stack: RelayStack, server: RecordingServer
+) -> None:
+    # GIVEN a Slack-style body template (event data JSON-escaped by to_json)
+    body = '{"text": ${to_json("[" + event.level + "] " + event.summary)}, "object": ${to_json(event.object)}}'
+    delivery = delivery_of(
+        "relay-delivery", url=server.url(), body=body, content_type="application/json; charset=utf-8"
+    )
+
+    # WHEN
+    result = stack.deliver(delivery)
+
+    # THEN the receiver got the rendered body, its content type and a signature over those bytes
+    [received] = server.requests
+    assert json.loads(received.body) == {"text": "[INFO] Order 1001 created", "object": "orders/1001"}
+    assert received.header("Content-Type") == "application/json; charset=utf-8"
+    assert received.header("X-Correlator-Signature") == signature_of(received.body)
+    assert received.header("X-Event-Id") == "q4Jm0Xw2TSeWb7vK1nYc3A"
+    assert result["info"] == "200"
+
+
+def test_a_form_body_template_escapes_event_data_with_url_quoting(stack: RelayStack, server: RecordingServer) -> None:
+    # GIVEN a form-encoded body whose event data carries "&" and "=" (Mako's u filter quotes them)
+    message = load_event("eventbridge/relay-delivery")
+    message["rule"]["config"].update(
+        url=server.url(),
+        body="text=${event.summary | u}&level=${event.level}",
+        content_type="application/x-www-form-urlencoded",
+    )
+    message["event"]["detail"]["summary"] = "a&b=c d"
+
+    # WHEN
+    stack.deliver(parse_delivery(message))
+
+    # THEN
+    [received] = server.requests
+    assert received.body == b"text=a%26b%3Dc+d&level=INFO"
+    assert received.header("Content-Type") == "application/x-www-form-urlencoded"
+    assert received.header("X-Correlator-Signature") == signature_of(received.body)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [("${event.no_such_field}", "TemplateError"), ("${", "TemplateError"), ("${'x' * 300000}", "body_too_large")],
+)
+def test_a_failing_body_template_sends_nothing_and_reports_why(
+    stack: RelayStack, server: RecordingServer, body: str, code: str
+) -> None:
+    # GIVEN / WHEN
+    result = stack.deliver(delivery_of("relay-delivery", url=server.url(), body=body))
+
+    # THEN nothing was sent; a permanent failure (no retry) whose result event says why
+    assert server.requests == []
+    assert (result["info"], result["status"]) == (code, "blocked")
+    [emitted] = stack.results()
+    assert (emitted["info"], emitted["level"]) == (code, "ERROR")
+
+
 def test_a_secret_outside_the_relay_prefix_is_never_read(stack: RelayStack, server: RecordingServer) -> None:
     # GIVEN a secret name outside correlator/relay/ (IAM would refuse it too)
     delivery = delivery_of("relay-delivery", url=server.url(), secret_name="prod/database-password")

@@ -841,6 +841,57 @@ def test_a_oneshot_timer_rule_gets_an_at_schedule_that_deletes_itself(api: Rules
     assert json.loads(schedule["Target"]["Input"])["object"] == "4102444799778"
 
 
+def test_a_cron_timer_rule_gets_a_cron_schedule_in_its_time_zone_and_lists_it(api: RulesApi) -> None:
+    # GIVEN working days at 09:00 in Berlin, during 2099
+    schedule = {"timezone": "Europe/Berlin", "start_date": "2099-01-01T00:00:00Z", "end_date": "2099-12-31T00:00:00Z"}
+    rule = timer_rule("berlin-morning", "timer.periodic", "cron(0 9 ? * MON-FRI *)", schedule=schedule)
+
+    # WHEN
+    response = api.create(rule)
+
+    # THEN the schedule carries the expression, the zone and the dates
+    assert response.status == 201, response.body
+    stored = api.schedule("berlin-morning")
+    assert stored["ScheduleExpression"] == "cron(0 9 ? * MON-FRI *)"
+    assert stored["ScheduleExpressionTimezone"] == "Europe/Berlin"
+    assert stored["StartDate"].isoformat() == "2099-01-01T00:00:00+00:00"
+    assert stored["EndDate"].isoformat() == "2099-12-31T00:00:00+00:00"
+    assert stored["ActionAfterCompletion"] == "NONE"
+    assert json.loads(stored["Target"]["Input"])["object"] == "cron(0 9 ? * MON-FRI *)"
+    # AND GET /rules and GET /rules/{name} show it as written
+    [listed] = [item for item in api.list_rules().body["rules"] if item["name"] == "berlin-morning"]
+    assert listed["schedule"] == schedule
+    assert listed["match"]["object"] == "cron(0 9 ? * MON-FRI *)"
+    assert api.get("berlin-morning").body["schedule"] == schedule
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"match": {"type": "timer.periodic", "object": "cron(0 9 * * MON *)"}}, "match.object"),
+        ({"match": {"type": "timer.periodic", "object": "cron(0 25 ? * * *)"}}, "match.object"),
+        (
+            {"match": {"type": "timer.periodic", "object": "5"}, "schedule": {"timezone": "Europe/Berlim"}},
+            "schedule.timezone",
+        ),
+        (
+            {"match": {"type": "timer.periodic", "object": "5"}, "schedule": {"end_date": "2001-01-01T00:00:00Z"}},
+            "schedule.end_date",
+        ),
+    ],
+)
+def test_an_invalid_cron_zone_or_end_date_is_refused_and_nothing_is_left(
+    api: RulesApi, fields: dict[str, Any], field: str
+) -> None:
+    # GIVEN / WHEN
+    response = api.create({"name": "bad-timer", "action": "log", **fields})
+
+    # THEN 422 naming the field; no rule, no schedule
+    assert [detail["field"] for detail in assert_error(response, 422, "validation_error")] == [field]
+    assert "bad-timer" not in api.rule_names()
+    assert api.schedule_names() == []
+
+
 def test_a_oneshot_timer_in_the_past_is_refused_and_nothing_is_left(api: RulesApi) -> None:
     # GIVEN 1000 ms after the epoch
     rule = timer_rule("too-late", "timer.oneshot", "1000")

@@ -21,8 +21,9 @@ from correlator.idempotency import OncePerKey
 from correlator.intent import IntentRecords
 from correlator.internal import InternalEventEmitter
 from correlator.publisher import EventPublisher
+from correlator.twilio_credentials import SmsConfigurationError
 from functions.notification.templating import TemplateRenderer
-from functions.sms.sms import SmsAction, SmsConfigurationError, TwilioSender
+from functions.sms.sms import SmsAction, TwilioSender
 from tests.conftest import fresh_import
 from tests.notification_doubles import (
     ACCOUNT_SID,
@@ -71,7 +72,9 @@ def put_secret(value: str) -> None:
     boto3.client("secretsmanager", region_name=REGION).create_secret(Name=TWILIO_SECRET, SecretString=value)
 
 
-def build_stack(bus_probe: BusProbe, twilio: FakeTwilio, *, intents: bool = True) -> SmsStack:
+def build_stack(
+    bus_probe: BusProbe, twilio: FakeTwilio, *, intents: bool = True, feedback_url: str | None = None
+) -> SmsStack:
     sleeps: list[float] = []
     sender = TwilioSender(
         TWILIO_SECRET,
@@ -79,7 +82,7 @@ def build_stack(bus_probe: BusProbe, twilio: FakeTwilio, *, intents: bool = True
         http_client=twilio,
         sleep=sleeps.append,
     )
-    action = SmsAction(renderer=TemplateRenderer(TEMPLATES), sender=sender)
+    action = SmsAction(renderer=TemplateRenderer(TEMPLATES), sender=sender, feedback_url=feedback_url)
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     runner = ActionRunner(
         action,
@@ -108,6 +111,23 @@ def with_config(**config: Any) -> dict[str, Any]:
 
 
 # ---- the request Twilio receives ----
+
+
+def test_with_a_feedback_url_each_message_asks_twilio_for_signed_status_callbacks(bus_probe: BusProbe) -> None:
+    # GIVEN the action configured with the stack's public URL
+    create_idempotency_table()
+    put_secret(twilio_secret())
+    stack = build_stack(bus_probe, FakeTwilio(), feedback_url="https://events.example.com/prod")
+
+    # WHEN
+    stack.handle(with_config(template="default"))
+
+    # THEN the callback URL names the rule, the event, the result's hops and the request key
+    event = load_event(DELIVERY)["event"]["detail"]
+    [form] = stack.twilio.forms
+    assert form["StatusCallback"] == (
+        f"https://events.example.com/prod/feedback/twilio/page-on-call.{event['id']}.1.{event['request_key']}"
+    )
 
 
 def test_each_recipient_gets_the_exact_form_and_a_result_event(stack: SmsStack) -> None:

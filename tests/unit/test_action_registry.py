@@ -57,6 +57,7 @@ def test_a_rule_carries_the_config_model_the_registry_names(action: str) -> None
         "relay": {"url": "https://example.com/hook"},
         "relay.event": {"url": "https://example.com/events", "api_key_secret": "correlator/relay/k"},
         "relay.bus": {"bus_arn": "arn:aws:events:us-east-1:123456789012:event-bus/other"},
+        "notify": {"services": ["correlator/notify/slack-ops"]},
     }
 
     # WHEN

@@ -13,10 +13,12 @@ from bench.environment import RECEPTION_APP, REPO, subprocess_env
 HEAVY = (
     "mako",
     "twilio",
+    "apprise",
     "functions.notification.templating",
     "functions.email.mail",
     "functions.sms.sms",
     "functions.notification.notification",
+    "functions.notify.notify",
 )
 LOADED_AFTER = """
 import importlib.util, json, sys
@@ -52,7 +54,7 @@ def test_importing_the_reception_function_loads_neither_mako_nor_twilio() -> Non
     assert loaded == []
 
 
-@pytest.mark.parametrize(("function", "expected"), [("email", "mako"), ("sms", "twilio")])
+@pytest.mark.parametrize(("function", "expected"), [("email", "mako"), ("sms", "twilio"), ("notify", "apprise")])
 def test_the_notification_functions_do_load_their_own_dependencies(function: str, expected: str) -> None:
     # GIVEN the environment the template gives them (no AWS call happens at import)
     env = {"IDEMPOTENCY_TABLE_NAME": "t", "SENDER_EMAIL": "noreply@example.com", "TWILIO_SECRET_NAME": "s"}
@@ -62,3 +64,20 @@ def test_the_notification_functions_do_load_their_own_dependencies(function: str
 
     # THEN the check above is meaningful: the same probe sees them when they are imported
     assert expected in loaded
+
+
+@pytest.mark.parametrize("function", ["email", "sms", "relay", "feedback", "policy"])
+def test_apprise_stays_in_the_notify_function(function: str) -> None:
+    # GIVEN the environment the template gives the other functions
+    env = {
+        "IDEMPOTENCY_TABLE_NAME": "t",
+        "SENDER_EMAIL": "noreply@example.com",
+        "TWILIO_SECRET_NAME": "s",
+        "POLICY_TABLE_NAME": "p",
+        "POLICY_FLUSH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/flush",
+        "ACTION_TARGETS": "{}",
+        "EVENT_BUS_ARN": "arn:aws:events:us-east-1:123456789012:event-bus/correlator",
+    }
+
+    # WHEN / THEN
+    assert "apprise" not in loaded_heavy_modules(str(REPO / "functions" / function / "app.py"), **env)

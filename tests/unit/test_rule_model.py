@@ -584,6 +584,33 @@ def test_relay_config_keeps_url_secret_and_headers() -> None:
     assert Rule.model_validate(with_config("relay", **config)).config == config
 
 
+def test_relay_config_keeps_a_body_template_and_its_content_type() -> None:
+    # GIVEN
+    config = {
+        "url": "https://hooks.example.com/x",
+        "body": '{"text": ${to_json(event.type)}}',
+        "content_type": "application/json; charset=utf-8",
+    }
+
+    # WHEN / THEN
+    assert Rule.model_validate(with_config("relay", **config)).config == {**config, "headers": {}}
+
+
+@pytest.mark.parametrize(
+    "content_type", ["json", "text/plain\r\nX-Injected: 1", "text/plain; charset", "a/b c", "", "x" * 300]
+)
+def test_relay_refuses_content_types_that_are_not_media_types(content_type: str) -> None:
+    # GIVEN / WHEN / THEN
+    config = with_config("relay", url="https://hooks.example.com/x", content_type=content_type)
+    assert_refused(config, ("config", "content_type"))
+
+
+def test_relay_refuses_an_empty_or_oversized_body_template() -> None:
+    url = "https://hooks.example.com/x"
+    assert_refused(with_config("relay", url=url, body=""), ("config", "body"))
+    assert_refused(with_config("relay", url=url, body="x" * 65537), ("config", "body"))
+
+
 def test_relay_needs_a_url() -> None:
     # GIVEN / WHEN / THEN
     assert_refused(with_config("relay"), ("config", "url"))
@@ -660,6 +687,85 @@ def test_periodic_timers_take_minutes(minutes: str) -> None:
 def test_periodic_timers_refuse_other_objects(minutes: str) -> None:
     # GIVEN / WHEN / THEN
     assert_refused(with_match(type="timer.periodic", object=minutes), ("match", "object"))
+
+
+@pytest.mark.parametrize(
+    "cron",
+    [
+        "cron(0 9 ? * MON-FRI *)",
+        "cron(0/15 * * * ? *)",
+        "cron(0 18 L * ? *)",
+        "cron(0 8 ? * 2#1 *)",
+        "cron(0 10 15W * ? 2027)",
+        "cron(30 7 1,15 JAN-MAR ? *)",
+        "cron(0 0 L-3 * ? *)",
+        "cron(0 17 ? * 6L *)",
+    ],
+)
+def test_periodic_timers_take_cron_expressions_and_a_schedule(cron: str) -> None:
+    # GIVEN / WHEN
+    schedule = {
+        "timezone": "Europe/Berlin",
+        "start_date": "2027-01-01T00:00:00Z",
+        "end_date": "2027-12-31T00:00:00+01:00",
+    }
+    parsed = Rule.model_validate(with_match(type="timer.periodic", object=cron) | {"schedule": schedule})
+
+    # THEN
+    assert parsed.match.object == cron
+    assert parsed.to_json()["schedule"] == {
+        "timezone": "Europe/Berlin",
+        "start_date": "2027-01-01T00:00:00Z",
+        "end_date": "2027-12-31T00:00:00+01:00",
+    }
+
+
+@pytest.mark.parametrize(
+    "cron",
+    [
+        "cron(0 9 * * MON *)",  # day-of-month and day-of-week both given
+        "cron(0 9 ? * ? *)",  # neither
+        "cron(60 9 ? * * *)",
+        "cron(0 24 ? * * *)",
+        "cron(0 9 32 * ? *)",
+        "cron(0 9 ? 13 * *)",
+        "cron(0 9 ? * 8 *)",
+        "cron(0 9 ? * FOO *)",
+        "cron(0 9 ? * * 1969)",
+        "cron(0 9 ? * *)",  # five fields
+        "cron(5/0 * * * ? *)",
+        "cron(0 9 ?,1 * * *)",
+        "cron(0 9 ? * 2#6 *)",
+        "cron(0 9 L * ?)",
+        "cron 0 9 ? * * *",
+        "cron(0 9 ? * * *) ",
+    ],
+)
+def test_periodic_timers_refuse_invalid_cron_expressions(cron: str) -> None:
+    # GIVEN / WHEN / THEN
+    assert_refused(with_match(type="timer.periodic", object=cron), ("match", "object"))
+
+
+@pytest.mark.parametrize(
+    ("schedule", "loc"),
+    [
+        ({"timezone": "Mars/Olympus_Mons"}, ("schedule", "timezone")),
+        ({"timezone": "../../etc/passwd"}, ("schedule", "timezone")),
+        ({"timezone": ""}, ("schedule", "timezone")),
+        ({"start_date": "2027-01-01T00:00:00"}, ("schedule", "start_date")),  # no offset
+        ({"start_date": "2027-02-01T00:00:00Z", "end_date": "2027-01-01T00:00:00Z"}, ("schedule",)),
+        ({"every": "day"}, ("schedule", "every")),
+    ],
+)
+def test_timer_schedules_refuse_bad_zones_dates_and_keys(schedule: dict[str, Any], loc: tuple[str, ...]) -> None:
+    # GIVEN / WHEN / THEN
+    assert_refused(with_match(type="timer.periodic", object="cron(0 9 ? * * *)") | {"schedule": schedule}, loc)
+
+
+@pytest.mark.parametrize("match", [{"type": "timer.oneshot", "object": "1795359159778"}, {"type": "order."}])
+def test_only_periodic_timers_take_a_schedule(match: dict[str, Any]) -> None:
+    # GIVEN / WHEN / THEN
+    assert_refused(with_match(**match) | {"schedule": {"timezone": "UTC"}}, ("schedule",))
 
 
 @pytest.mark.parametrize("timer", ["timer.oneshot", "timer.periodic"])

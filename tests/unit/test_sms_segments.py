@@ -1,4 +1,4 @@
-"""SMS segment math: GSM-7 vs UCS-2, 160/153 and 70/67, extension characters, truncation with an ellipsis."""
+"""SMS segment math: GSM-7 vs UCS-2, 160/153 and 70/67, extension characters, grapheme clusters, truncation."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from correlator.text import mask_number
 from functions.sms.sms import (
     GSM7,
     GSM7_BASIC,
@@ -14,7 +15,7 @@ from functions.sms.sms import (
     count_segments,
     encoding_of,
     fit_segments,
-    mask_number,
+    graphemes,
     retry_after_seconds,
 )
 
@@ -143,6 +144,103 @@ def test_gsm_segments_match_the_septet_arithmetic_without_extension_characters(t
     # WHEN / THEN
     expected = 1 if len(basic) <= 160 else -(-len(basic) // 153)
     assert count_segments(basic) == expected
+
+
+# Twilio's segment calculator (github.com/TwilioDevEd/message-segment-calculator, tests/index.test.js):
+# every published vector with its encoding and segment count.
+DIGITS = "1234567890" * 31
+TWILIO_VECTORS = [
+    ("GSM-7 in one segment", DIGITS[:160], GSM7, 1),
+    ("GSM-7 in two segments", DIGITS[:161], GSM7, 2),
+    ("GSM-7 in three segments", DIGITS[:307], GSM7, 3),
+    ("UCS-2 in one segment", "😜" + DIGITS[1:69], UCS2, 1),
+    ("UCS-2 in two segments", "😜" + DIGITS[1:70], UCS2, 2),
+    ("UCS-2 in three segments", "😜" + DIGITS[1:134], UCS2, 3),
+    ("flag at the one-segment boundary", "🇮🇹" + DIGITS[1:67], UCS2, 1),
+    ("flag at the two-segment boundary", "🇮🇹" + DIGITS[1:68], UCS2, 2),
+    ("ZWJ sequence at the one-segment boundary", "🏳️\u200d🌈" + DIGITS[1:65], UCS2, 1),
+    ("ZWJ sequence at the two-segment boundary", "🏳️\u200d🌈" + DIGITS[1:66], UCS2, 2),
+    ("UCS-2 with GSM extension characters, one segment", "😀" + "]" * 68, UCS2, 1),
+    ("UCS-2 with GSM extension characters, two segments", "😀" + "]" * 69, UCS2, 2),
+    ("triple accent, one segment", "e\u0301\u0301\u0301" + "a" * 66, UCS2, 1),
+    ("triple accent, two segments", "e\u0301\u0301\u0301" + "a" * 67, UCS2, 2),
+    *[(f"escape {char} in one segment", char + DIGITS[:158], GSM7, 1) for char in "|^€{}[]~\\"],
+    *[(f"escape {char} in two segments", char + DIGITS[:159], GSM7, 2) for char in "|^€{}[]~\\"],
+    *[(f"70 x {char}", char * 70, UCS2, 1) for char in "ÁÚúçíÍóÓ"],
+    *[(f"71 x {char}", char * 71, UCS2, 2) for char in "ÁÚúçíÍóÓ"],
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "segments"), [v[1:] for v in TWILIO_VECTORS], ids=[v[0] for v in TWILIO_VECTORS]
+)
+def test_twilio_segment_calculator_vectors(text: str, encoding: str, segments: int) -> None:
+    assert (encoding_of(text), count_segments(text)) == (encoding, segments)
+
+
+@pytest.mark.parametrize(
+    ("text", "clusters"),
+    [
+        ("\rabcde\r\n123", 11),  # Twilio counts CR LF as two characters
+        ("\nabcde\n\n123\n", 12),
+        ("e\u0301\u0301\u0301", 1),
+        ("🇮🇹🇫🇷", 2),
+        ("❤️", 1),  # emoji + variation selector 16
+        ("👍🏽", 1),  # emoji + skin tone modifier
+    ],
+)
+def test_text_is_counted_in_grapheme_clusters(text: str, clusters: int) -> None:
+    assert len(graphemes(text)) == clusters
+
+
+@pytest.mark.parametrize(
+    "cluster",
+    ["🇮🇹", "e\u0301", "❤️", "🏳️\u200d🌈", "👍🏽"],
+    ids=["flag", "combining accent", "variation selector", "ZWJ sequence", "skin tone"],
+)
+def test_a_cluster_at_a_segment_boundary_moves_whole_to_the_next_segment(cluster: str) -> None:
+    # GIVEN 66 units of text, then a cluster of 2+ units that a per-code-point split would cut at unit 67
+    text = "日" * 66 + cluster + "日" * 10
+
+    # WHEN / THEN the cluster opens segment 2 instead of straddling it
+    assert count_segments(text) == 2
+    assert count_segments("日" * 66 + cluster + "日" * (67 - len(cluster.encode("utf-16-le")) // 2)) == 2
+    assert count_segments("日" * 66 + cluster + "日" * (68 - len(cluster.encode("utf-16-le")) // 2)) == 3
+
+
+@pytest.mark.parametrize(
+    "cluster",
+    ["🇮🇹", "e\u0301", "❤️", "🏳️\u200d🌈", "👍🏽"],
+    ids=["flag", "combining accent", "variation selector", "ZWJ sequence", "skin tone"],
+)
+def test_truncation_never_splits_a_cluster(cluster: str) -> None:
+    # GIVEN clusters only, far more than one segment
+    text = cluster * 80
+
+    # WHEN
+    body = fit_segments(text, 1)
+
+    # THEN whole clusters and the ellipsis, within one segment
+    stem = body.text.removesuffix("…")
+    assert body.truncated
+    assert body.segments == 1
+    assert stem
+    assert stem == cluster * (len(stem) // len(cluster))
+    assert graphemes(stem) == [cluster] * (len(stem) // len(cluster))
+
+
+def test_a_flag_is_not_split_between_its_two_regional_indicators() -> None:
+    # GIVEN 65 units: a per-code-point count would put the first half of the flag in segment 1 (67 units)
+    text = "日" * 65 + "🇮🇹" + "日" * 65
+
+    # WHEN / THEN the flag moves whole: 65 | 4 + 63 | 2 is three segments, not two
+    assert count_segments(text) == 3
+    assert fit_segments(text, 2).text == "日" * 65 + "🇮🇹" + "日" * 62 + "…"
+
+
+def test_a_cluster_longer_than_a_segment_fills_several() -> None:
+    # GIVEN one letter with 140 combining accents (141 UTF-16 units): more than two segments of 67
+    assert count_segments("e" + "\u0301" * 140) == 3
 
 
 @pytest.mark.parametrize(

@@ -371,7 +371,11 @@ def test_templates_see_the_documented_variables() -> None:
         "text_table",
         "html_table",
         "cell_text",
+        "to_json",
+        "group",
     }
+    assert variables["group"] is None  # a digest's group (delivery policies), None for a plain delivery
+    assert variables["to_json"]('say "hi"\n') == '"say \\"hi\\"\\n"'
     assert variables["event"].schema == "https://payments.example.com/"
     assert variables["event"].dataset is None  # absent fields are None, not undefined
     assert variables["rule"].config["template"] == "default"

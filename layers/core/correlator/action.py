@@ -58,6 +58,7 @@ class Result:
     level: Level = Level.INFO
     payload: Mapping[str, Any] | None = None
     retry: bool = False
+    type: str | None = None  # the result event's type; None: the action's (a policy step reports policy.*)
 
     def to_json(self) -> dict[str, Any]:
         """What is stored for a replay and returned by the handler."""
@@ -199,6 +200,7 @@ class _Reporting:
             level=result.level,
             payload=payload,
             publish=publish,
+            type=result.type,
         )
 
 

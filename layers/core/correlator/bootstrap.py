@@ -17,6 +17,7 @@ from typing import Any
 from correlator.action import Action, ActionLog, ActionRunner, Step
 from correlator.idempotency import OncePerKey
 from correlator.internal import MetricsRecorder, bus_emitter
+from correlator.policy_gate import policy_steps
 from correlator.publisher import EventPublisher
 
 
@@ -28,12 +29,17 @@ def action_runner(
     publisher: EventPublisher | None = None,
     steps: Sequence[Step] = (),
 ) -> ActionRunner:
-    """The runner of a function-invoked action; its idempotency records are prefixed with the action's name."""
+    """The runner of a function-invoked action; its idempotency records are prefixed with the action's name.
+
+    Every such action takes the delivery-policy step (``correlator.policy_gate``): throttle, dedup,
+    group and mute apply uniformly, with no code in the action.
+    """
     return ActionRunner(
         action,
         emitter=bus_emitter(metrics, publisher),
         metrics=metrics,
         log=logger,
         once=OncePerKey(os.environ["IDEMPOTENCY_TABLE_NAME"], key_prefix=action.spec.name),
-        steps=steps,
+        # The delivery policy decides first; the action's own steps (an intent record) run only to deliver.
+        steps=[*policy_steps(os.environ), *steps],
     )

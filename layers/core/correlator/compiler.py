@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from correlator.envelope import SOURCE_EXTERNAL, SOURCE_INTERNAL
-from correlator.rules import TIMER_ONESHOT, Rule, RuleView, canonical_action
+from correlator.rules import TIMER_ONESHOT, Rule, RuleView, TimerSchedule, canonical_action
+from correlator.schedules import is_cron
 
 EVENT_PLACEHOLDER = "<aws.events.event.json>"
 TARGET_ID = "action"
@@ -159,14 +160,19 @@ def compile_schedule(
     """
     timer = rule.match.timer
     assert timer is not None  # only timer rules have schedules
-    value = int(rule.match.object or "0")
+    value = rule.match.object or "0"
     if timer == TIMER_ONESHOT:
-        at = datetime.fromtimestamp(value / 1000, UTC)
+        at = datetime.fromtimestamp(int(value) / 1000, UTC)
         if at <= (now or datetime.now(UTC)):
             raise RuleCompileError("match.object", f"a timer.oneshot rule must fire in the future: {at.isoformat()}")
         expression = f"at({at.strftime('%Y-%m-%dT%H:%M:%S')})"
+    elif is_cron(value):
+        expression = value  # validated by the rule model (correlator.schedules)
     else:
-        expression = f"rate({value} minute{'s' if value > 1 else ''})"
+        expression = f"rate({value} minute{'s' if int(value) > 1 else ''})"
+    schedule = rule.schedule or TimerSchedule()
+    if schedule.end_date is not None and schedule.end_date <= (now or datetime.now(UTC)):
+        raise RuleCompileError("schedule.end_date", f"a timer's schedule must end in the future: {schedule.end_date}")
     detail = {
         "id": "<aws.scheduler.execution-id>",
         "time": "<aws.scheduler.scheduled-time>",
@@ -184,7 +190,9 @@ def compile_schedule(
         "Name": rule.name,
         "GroupName": timers.group_name,
         "ScheduleExpression": expression,
-        "ScheduleExpressionTimezone": "UTC",
+        "ScheduleExpressionTimezone": schedule.timezone,
+        **({"StartDate": schedule.start_date} if schedule.start_date else {}),
+        **({"EndDate": schedule.end_date} if schedule.end_date else {}),
         "FlexibleTimeWindow": {"Mode": "OFF"},
         "State": "ENABLED" if rule.enabled else "DISABLED",
         "Description": rule.description,

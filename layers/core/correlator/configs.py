@@ -8,7 +8,7 @@ registry (``correlator.registry``) maps each rule action to its model; ``Rule`` 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
@@ -133,9 +133,20 @@ class ScriptConfig(ActionConfig):
         return self
 
 
+# A media type with optional parameters (``application/json``, ``text/plain; charset=utf-8``); no line breaks.
+_MEDIA_CHAR = r"[A-Za-z0-9!#$&^_.+-]"
+_MEDIA_TYPE = (
+    rf"^[A-Za-z0-9]{_MEDIA_CHAR}{{0,63}}/[A-Za-z0-9]{_MEDIA_CHAR}{{0,63}}"
+    rf"(?:\s*;\s*{_MEDIA_CHAR}{{1,64}}=(?:{_MEDIA_CHAR}{{1,64}}|\"[^\"\r\n]{{0,64}}\"))*$"
+)
+
+
 class RelayConfig(ActionConfig):
     url: Annotated[str, StringConstraints(min_length=8, max_length=2048)]
     secret_name: Annotated[str, StringConstraints(pattern=_SECRET_NAME)] | None = None
+    # A Mako template rendered for the event (default: the event JSON); the signature covers the rendered bytes.
+    body: Annotated[str, StringConstraints(min_length=1, max_length=65536)] | None = None
+    content_type: Annotated[str, StringConstraints(max_length=256, pattern=_MEDIA_TYPE)] | None = None  # JSON
     headers: dict[
         Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")],
         Annotated[str, StringConstraints(max_length=1024)],
@@ -149,3 +160,19 @@ class RelayEventConfig(ActionConfig):
 
 class RelayBusConfig(ActionConfig):
     bus_arn: Annotated[str, StringConstraints(pattern=_BUS_ARN)]
+
+
+class NotifyConfig(ActionConfig):
+    """Chat, paging and push services through Apprise: service *secret names* (their URLs carry tokens)."""
+
+    services: list[Annotated[str, StringConstraints(pattern=_SECRET_NAME)]] = Field(min_length=1, max_length=5)
+    title: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+    body: Annotated[str, StringConstraints(min_length=1, max_length=65536)] | None = None
+    format: Literal["text", "markdown"] = "text"
+
+    @field_validator("services")
+    @classmethod
+    def _distinct(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError("services must be distinct")
+        return values

@@ -63,13 +63,15 @@ def emit_result(
     level: Level = Level.INFO,
     payload: dict[str, Any] | None = None,
     publish: bool = True,
+    type: str | None = None,
 ) -> Event:
     """Emit the result event of ``delivery``'s action (never raises; see ``InternalEventEmitter``).
 
     ``publish=False`` only builds it: ``emitter.publish`` then sends a batch's results together.
+    ``type``: another event type than the action's (a delivery policy's decision, ``policy.*``).
     """
     return emitter.emit(
-        delivery.action,
+        type or delivery.action,
         object=object,
         info=info,
         **follow_up(delivery.event),

@@ -28,6 +28,13 @@ class BadRequestError(CorrelatorError):
     code = "bad_request"
 
 
+class ForbiddenError(CorrelatorError):
+    """Authenticated by something other than API Gateway (a webhook signature) and it did not verify."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFoundError(CorrelatorError):
     status = 404
     code = "not_found"

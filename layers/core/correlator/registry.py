@@ -15,6 +15,7 @@ from correlator.configs import (
     CsvConfig,
     EmailConfig,
     LogConfig,
+    NotifyConfig,
     RelayBusConfig,
     RelayConfig,
     RelayEventConfig,
@@ -48,6 +49,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     # ``exec`` is Personium's name for ``script``; both run the script action.
     ActionSpec("script", {"script": ScriptConfig}, aliases={"exec": "script"}),
     ActionSpec("relay", {"relay": RelayConfig, "relay.event": RelayEventConfig, "relay.bus": RelayBusConfig}),
+    ActionSpec("notify", {"notify": NotifyConfig}),
 )
 
 ACTION_ALIASES: dict[str, str] = {alias: target for spec in ACTIONS for alias, target in spec.aliases.items()}

@@ -4,7 +4,8 @@ A ``Rule`` names a ``match`` (Personium's matching: prefix on type/object/info, 
 type meaning suffix, exact subject/schema, plus level/kind/dataset), an optional raw EventBridge
 ``pattern`` on ``detail`` AND-ed in, an ``action`` and that action's ``config``, validated per
 action (unknown keys are refused). Timer rules (``timer.oneshot`` / ``timer.periodic``) fire on
-a schedule instead of matching client events.
+a schedule instead of matching client events: ``timer.periodic`` every N minutes or on a
+``cron(...)`` expression, with an optional ``schedule`` (time zone, start and end dates).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,7 +29,9 @@ from pydantic_core import InitErrorDetails
 
 from correlator.configs import ActionConfig
 from correlator.event import DATASET_PATTERN, LEVEL_ALIASES, MAX_SUBJECT_CHARS, Kind, Level
+from correlator.policies import DeliveryPolicy
 from correlator.registry import canonical_action, config_model
+from correlator.schedules import is_cron, validate_cron, validate_timezone
 
 __all__ = ["Action", "Rule", "RuleMatch", "RuleView", "canonical_action"]
 
@@ -52,7 +56,10 @@ Action = Literal[
     "relay",
     "relay.event",
     "relay.bus",
+    "notify",
 ]
+# Queue actions that only write Correlator's own files: nothing to throttle, group or mute.
+UNPOLICED_ACTIONS = frozenset({"log", "log.info", "log.warn", "log.error", "csv"})
 
 
 class RuleMatch(BaseModel):
@@ -106,6 +113,31 @@ class RuleMatch(BaseModel):
         return {key: value for key, value in handler(self).items() if value is not None}
 
 
+class TimerSchedule(BaseModel):
+    """When a ``timer.periodic`` rule's schedule applies: its time zone (cron hours are local) and dates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
+    start_date: AwareDatetime | None = None
+    end_date: AwareDatetime | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return validate_timezone(value)
+
+    @model_validator(mode="after")
+    def _dates(self) -> TimerSchedule:
+        if self.start_date is not None and self.end_date is not None and self.end_date <= self.start_date:
+            raise ValueError("end_date must be after start_date")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
 class Rule(BaseModel):
     """A rule as the API takes and returns it."""
 
@@ -119,6 +151,8 @@ class Rule(BaseModel):
     action: Action
     # The JSON form (what EventBridge stores and the API shows); ``typed_config`` is the validated model.
     config: dict[str, Any] = Field(default_factory=dict)
+    policy: DeliveryPolicy | None = None
+    schedule: TimerSchedule | None = None
     _typed_config: ActionConfig | None = PrivateAttr(default=None)
 
     @property
@@ -151,6 +185,10 @@ class Rule(BaseModel):
         timer = self.match.timer
         if timer is not None:
             self._validate_timer(timer)
+        if self.schedule is not None and timer != TIMER_PERIODIC:
+            _fail(("schedule",), "only timer.periodic rules take a schedule")
+        if self.policy is not None and canonical_action(self.action) in UNPOLICED_ACTIONS:
+            _fail(("policy",), "delivery policies apply to actions with an outside effect (not log or csv)")
         return self
 
     def _validate_timer(self, timer: str) -> None:
@@ -161,10 +199,17 @@ class Rule(BaseModel):
             if getattr(self.match, field) is not None:
                 _fail(("match", field.rstrip("_")), "not available on timer rules (timer events do not carry it)")
         value = self.match.object
+        if timer == TIMER_PERIODIC and value is not None and is_cron(value):
+            try:
+                validate_cron(value)
+            except ValueError as error:
+                _fail(("match", "object"), str(error))
+            return
         if value is None or not value.isascii() or not value.isdigit():
             _fail(
                 ("match", "object"),
-                "a timer rule needs epoch milliseconds (timer.oneshot) or a period in minutes (timer.periodic)",
+                "a timer rule needs epoch milliseconds (timer.oneshot), or minutes or a cron(...) expression"
+                " (timer.periodic)",
             )
         number = int(value)
         if timer == TIMER_ONESHOT and not 0 < number <= MAX_ONESHOT_EPOCH_MS:

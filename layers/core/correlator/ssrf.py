@@ -22,7 +22,8 @@ import ipaddress
 import os
 import re
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -218,6 +219,27 @@ def check_url(
     allow_listed = allowed.allows(host, port)
     if scheme == "http" and not allow_listed:
         raise UrlRefused(f"plain http is only allowed for allow-listed hosts (RELAY_ALLOWED_HOSTS), not {host}")
+    addresses = check_host(host, port, allowed, resolve=resolve, environ=environ)
+    # Prefer IPv4: Lambda functions outside a dual-stack VPC have no IPv6 egress.
+    pinned = min(addresses, key=lambda address: address.version)
+    return Target(scheme, host, port, path, str(pinned), allow_listed)
+
+
+def check_host(
+    host: str,
+    port: int,
+    allowed: AllowList,
+    *,
+    resolve: Resolver | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[IPAddress]:
+    """The addresses of ``host`` that may be connected to on ``port``; ``UrlRefused`` when any may not.
+
+    Not allow-listed: only ports 443/8443 and public unicast addresses. Allow-listed: any port and
+    address except link-local ones and the Lambda runtime API.
+    """
+    host = canonical_host(host)
+    allow_listed = allowed.allows(host, port)
     if not allow_listed and port not in SAFE_PORTS:
         raise UrlRefused(f"port {port} is not allowed (443 or 8443 unless the host is allow-listed)")
     addresses = _resolve(host, port, resolve)
@@ -228,9 +250,42 @@ def check_url(
             reason = refusal_reason(address)
             if reason is not None:
                 raise UrlRefused(f"{host} resolves to {address}, {reason}")
-    # Prefer IPv4: Lambda functions outside a dual-stack VPC have no IPv6 egress.
-    pinned = min(addresses, key=lambda address: address.version)
-    return Target(scheme, host, port, path, str(pinned), allow_listed)
+    return addresses
+
+
+@contextmanager
+def guarded_resolution(allowed: AllowList, *, resolve: Resolver | None = None) -> Iterator[list[str]]:
+    """Within the block, every host name or address this process connects to goes through ``check_host``.
+
+    For libraries that open their own connections (Apprise's ``requests``): ``socket.getaddrinfo``
+    answers only with addresses that passed, so the connection uses exactly the checked addresses
+    (no second lookup to rebind), redirects included. A refused host fails like a failed lookup;
+    the block's list collects why.
+    """
+    original = socket.getaddrinfo
+    lookup = resolve or original
+    refusals: list[str] = []
+
+    def checked(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        number = int(port or 0)
+        try:
+            addresses = check_host(name, number, allowed, resolve=lambda *a, **k: lookup(*a, **k))
+        except UrlRefused as refusal:
+            refusals.append(str(refusal))
+            raise socket.gaierror(socket.EAI_NONAME, f"refused by the SSRF guard: {refusal}") from None
+        answers = []
+        for address in addresses:
+            family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+            sockaddr: tuple[Any, ...] = (str(address), number, 0, 0) if address.version == 6 else (str(address), number)
+            answers.append((family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr))
+        return answers
+
+    socket.getaddrinfo = checked
+    try:
+        yield refusals
+    finally:
+        socket.getaddrinfo = original
 
 
 def _parse(url: str) -> tuple[str, str, int, str]:

@@ -18,6 +18,17 @@
   </tr>
   <tr>
     <td style="padding:16px 20px">
+% if group:
+      <h3 style="margin:0 0 8px;font-size:15px">${group['count']} events from ${group['first']} to ${group['last']}</h3>
+      <ul style="margin:0 0 16px;padding-left:20px">
+% for member in group['events']:
+        <li>${member.get('time', '')} [${member.get('level', '')}] ${member.get('type', '')} ${member.get('object') or ''} ${member.get('summary') or member.get('info') or ''}</li>
+% endfor
+      </ul>
+% if group['truncated']:
+      <p style="margin:0 0 16px">&hellip; and ${group['count'] - len(group['events'])} more.</p>
+% endif
+% else:
 % if event.description:
       <p style="margin:0 0 16px;white-space:pre-wrap">${event.description}</p>
 % endif
@@ -26,6 +37,7 @@
 % if payload:
       <h3 style="margin:20px 0 8px;font-size:15px">Payload</h3>
       ${html_table(payload)}
+% endif
 % endif
     </td>
   </tr>

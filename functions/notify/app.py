@@ -1,0 +1,52 @@
+"""Notify action: a rule's notification to chat, paging and push services through Apprise.
+
+EventBridge invokes it asynchronously with ``{"rule", "event"}`` (the policy flusher with a digest);
+each service (a Secrets Manager secret holding Apprise URLs) is notified once per delivery, behind
+the SSRF guard, and reported with a result event.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from correlator import aws
+from correlator.action import ActionRunner
+from correlator.idempotency import OncePerKey
+from correlator.internal import bus_emitter
+from correlator.logs import function_logger
+from correlator.policy_gate import policy_steps
+from correlator.secrets import SecretReader
+from correlator.ssrf import AllowList
+from functions.notify.notify import Notifier, NotifyAction
+
+logger = function_logger()
+tracer = Tracer()
+metrics = Metrics()
+
+notifier = Notifier(
+    secrets=SecretReader(
+        SecretsProvider(boto3_client=aws.client("secretsmanager")),
+        prefix=os.environ.get("NOTIFY_SECRET_PREFIX", "correlator/notify/"),
+    ),
+    allowed=AllowList.parse(os.environ.get("NOTIFY_ALLOWED_HOSTS", "")),
+)
+runner = ActionRunner(
+    NotifyAction(notifier),
+    emitter=bus_emitter(metrics),
+    metrics=metrics,
+    log=logger,
+    once=OncePerKey(os.environ["IDEMPOTENCY_TABLE_NAME"], key_prefix="notify"),
+    steps=policy_steps(os.environ),
+)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return runner.handle(event, context)
