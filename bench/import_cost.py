@@ -47,7 +47,7 @@ print(time.perf_counter() - start, len(files))
 """
 )
 # Notification-only dependencies: the reception function must never load them.
-NOTIFICATION_ONLY = ("mako", "twilio", "functions.notification.templating", "functions.email.mail", "functions.sms.sms")
+NOTIFICATION_ONLY = ("mako", "twilio", "functions.templating.templating", "functions.email.mail", "functions.sms.sms")
 NOTIFICATION_SCRIPT = (
     _LOAD_RECEPTION
     + f"""

@@ -17,7 +17,7 @@ from correlator import aws
 from correlator.bootstrap import action_runner
 from correlator.logs import function_logger
 from functions.email.mail import EmailAction
-from functions.notification.templating import TemplateRenderer
+from functions.templating.templating import TemplateRenderer
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 

@@ -28,7 +28,7 @@ from correlator.delivery import Delivery
 from correlator.feedback import FeedbackOrigin
 from correlator.registry import ActionSpec, spec_of
 from functions.notification.notification import STATUS_FAILED, STATUS_SENT, failed
-from functions.notification.templating import (
+from functions.templating.templating import (
     TemplateError,
     TemplateFormat,
     TemplateRenderer,

@@ -20,11 +20,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from correlator import aws
 from correlator.api import error_response
 from correlator.errors import CorrelatorError, ForbiddenError, NotFoundError
-from correlator.feedback import email_feedback, receive_twilio_status, twilio_signed_url
+from correlator.feedback import email_feedback
 from correlator.internal import bus_emitter
 from correlator.logs import function_logger
 from correlator.secrets import SecretReader
 from correlator.twilio_credentials import read_credentials
+from functions.feedback.twilio_status import receive_twilio_status, twilio_signed_url
 
 logger = function_logger()
 tracer = Tracer()

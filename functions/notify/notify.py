@@ -40,7 +40,7 @@ from correlator.event import Level
 from correlator.registry import ActionSpec, spec_of
 from correlator.secrets import SecretUnavailable
 from correlator.ssrf import AllowList, Resolver, guarded_resolution
-from functions.notification.templating import TemplateError, TemplateFormat, render_inline, template_variables
+from functions.templating.templating import TemplateError, TemplateFormat, render_inline, template_variables
 
 logger = logging.getLogger(__name__)
 

@@ -125,7 +125,7 @@ def relay_body(delivery: Delivery[Any], config: RelayConfig | RelayEventConfig) 
     if config.body is None:
         return encode_body(delivery.event.to_detail())
     # Mako only for templated bodies: a relay without one never imports it.
-    from functions.notification.templating import TemplateError, TemplateFormat, render_inline, template_variables
+    from functions.templating.templating import TemplateError, TemplateFormat, render_inline, template_variables
 
     try:
         text = render_inline(config.body, TemplateFormat.TEXT, template_variables(delivery), "config.body")

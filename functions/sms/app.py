@@ -18,8 +18,8 @@ from correlator import aws
 from correlator.bootstrap import action_runner
 from correlator.intent import IntentRecords
 from correlator.logs import function_logger
-from functions.notification.templating import TemplateRenderer
 from functions.sms.sms import SmsAction, TwilioSender
+from functions.templating.templating import TemplateRenderer
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 

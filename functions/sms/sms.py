@@ -47,7 +47,7 @@ from correlator.secrets import SECRET_MAX_AGE_SECONDS, SecretReader
 from correlator.text import mask_number
 from correlator.twilio_credentials import TwilioCredentials, read_credentials
 from functions.notification.notification import STATUS_DRY_RUN, STATUS_FAILED, STATUS_SENT, failed
-from functions.notification.templating import TemplateError, TemplateFormat, TemplateRenderer, template_variables
+from functions.templating.templating import TemplateError, TemplateFormat, TemplateRenderer, template_variables
 
 logger = logging.getLogger(__name__)
 # The Twilio library logs every request at INFO; its warnings are enough.

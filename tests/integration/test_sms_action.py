@@ -22,8 +22,8 @@ from correlator.intent import IntentRecords
 from correlator.internal import InternalEventEmitter
 from correlator.publisher import EventPublisher
 from correlator.twilio_credentials import SmsConfigurationError
-from functions.notification.templating import TemplateRenderer
 from functions.sms.sms import SmsAction, TwilioSender
+from functions.templating.templating import TemplateRenderer
 from tests.conftest import fresh_import
 from tests.notification_doubles import (
     ACCOUNT_SID,

@@ -14,7 +14,7 @@ HEAVY = (
     "mako",
     "twilio",
     "apprise",
-    "functions.notification.templating",
+    "functions.templating.templating",
     "functions.email.mail",
     "functions.sms.sms",
     "functions.notification.notification",

@@ -9,7 +9,8 @@ import pytest
 
 from correlator.delivery import Delivery, parse_delivery
 from functions.email.mail import compose_email
-from functions.notification.templating import (
+from functions.sms.sms import compose_sms
+from functions.templating.templating import (
     TemplateError,
     TemplateFormat,
     TemplateRenderer,
@@ -18,7 +19,6 @@ from functions.notification.templating import (
     template_variables,
     text_table,
 )
-from functions.sms.sms import compose_sms
 from tests.samples import load_event
 
 ROOT = Path(__file__).resolve().parents[2]

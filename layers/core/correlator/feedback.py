@@ -22,7 +22,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 from correlator.event import Event, Level
 from correlator.internal import InternalEventEmitter
@@ -195,35 +194,3 @@ def sms_feedback(params: Mapping[str, str], origin: FeedbackOrigin, emitter: Int
     return _emit(
         emitter, origin, f"sms.{status}", object=params.get("MessageSid"), info=status, level=level, payload=payload
     )
-
-
-def twilio_signed_url(domain_name: str, request_path: str) -> str:
-    """The URL Twilio signed: API Gateway's host and the request's full path (stage or base path included)."""
-    return f"https://{domain_name}{request_path}"
-
-
-def receive_twilio_status(
-    *,
-    url: str,
-    body: str,
-    signature: str | None,
-    origin_token: str,
-    auth_token: str,
-    emitter: InternalEventEmitter,
-) -> tuple[int, Event | None]:
-    """Check a Twilio status callback and emit its event: the HTTP status to answer, and the event.
-
-    403 when ``X-Twilio-Signature`` does not verify (over ``url`` and the form fields, with the
-    account's auth token), 404 for a path that names no delivery, 204 otherwise (interim statuses
-    such as ``queued`` are accepted and emit nothing).
-    """
-    # Twilio's validator only here: the email function imports this module too and has no twilio.
-    from twilio.request_validator import RequestValidator
-
-    params = dict(parse_qsl(body, keep_blank_values=True))
-    if not signature or not RequestValidator(auth_token).validate(url, params, signature):
-        return 403, None
-    origin = FeedbackOrigin.from_token(origin_token)
-    if origin is None:
-        return 404, None
-    return 204, sms_feedback(params, origin, emitter)
