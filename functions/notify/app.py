@@ -15,11 +15,8 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
-from correlator.action import ActionRunner
-from correlator.idempotency import OncePerKey
-from correlator.internal import bus_emitter
+from correlator.bootstrap import action_runner
 from correlator.logs import function_logger
-from correlator.policy_gate import policy_steps
 from correlator.secrets import SecretReader
 from correlator.ssrf import AllowList
 from functions.notify.notify import Notifier, NotifyAction
@@ -35,14 +32,7 @@ notifier = Notifier(
     ),
     allowed=AllowList.parse(os.environ.get("NOTIFY_ALLOWED_HOSTS", "")),
 )
-runner = ActionRunner(
-    NotifyAction(notifier),
-    emitter=bus_emitter(metrics),
-    metrics=metrics,
-    log=logger,
-    once=OncePerKey(os.environ["IDEMPOTENCY_TABLE_NAME"], key_prefix="notify"),
-    steps=policy_steps(os.environ),
-)
+runner = action_runner(NotifyAction(notifier), logger=logger, metrics=metrics)
 
 
 @logger.inject_lambda_context(clear_state=True)
