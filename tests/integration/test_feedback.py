@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl
@@ -20,6 +21,15 @@ from tests.probe import REGION, BusProbe
 from tests.samples import load_event
 
 FEEDBACK_MODULE = "functions.feedback.app"
+# SES's own events and Twilio's callback are not Correlator deliveries: they live with the tests, not in events/.
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "feedback"
+
+
+def load_fixture(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    return loaded
+
+
 SIGNED_URL = (
     "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/prod/feedback/twilio/"
     "notify-ops-by-sms.q4Jm0Xw2TSeWb7vK1nYc3A.1.Req_1001"
@@ -95,7 +105,7 @@ def test_ses_notifications_become_internal_events_naming_the_original_event_and_
     recipients: int,
 ) -> None:
     # GIVEN SES's notification for a mail the email action tagged
-    notification = load_event(f"eventbridge/{sample}")
+    notification = load_fixture(sample)
 
     # WHEN the default bus's rule invokes the function
     result = feedback.lambda_handler(notification, lambda_context)
@@ -133,7 +143,7 @@ def test_ses_notifications_for_other_mail_emit_nothing(
     feedback: ModuleType, bus_probe: BusProbe, lambda_context: LambdaContext, change: Any
 ) -> None:
     # GIVEN
-    notification = load_event("eventbridge/ses-bounce")
+    notification = load_fixture("ses-bounce")
     change(notification["detail"])
 
     # WHEN
@@ -151,7 +161,7 @@ def test_a_signed_twilio_callback_becomes_an_sms_event(
     feedback: ModuleType, bus_probe: BusProbe, lambda_context: LambdaContext
 ) -> None:
     # GIVEN Twilio's callback for an undelivered message, signed with the account's auth token
-    request = signed(load_event("apigw/feedback-twilio"))
+    request = signed(load_fixture("feedback-twilio"))
 
     # WHEN
     response = feedback.lambda_handler(request, lambda_context)
@@ -189,7 +199,7 @@ def test_an_unsigned_or_tampered_callback_is_refused_and_emits_nothing(
     feedback: ModuleType, bus_probe: BusProbe, lambda_context: LambdaContext, tamper: Any
 ) -> None:
     # GIVEN / WHEN
-    response = feedback.lambda_handler(tamper(load_event("apigw/feedback-twilio")), lambda_context)
+    response = feedback.lambda_handler(tamper(load_fixture("feedback-twilio")), lambda_context)
 
     # THEN
     assert response["statusCode"] == 403
@@ -201,7 +211,7 @@ def test_interim_statuses_are_accepted_without_an_event(
     feedback: ModuleType, bus_probe: BusProbe, lambda_context: LambdaContext
 ) -> None:
     # GIVEN a signed "queued" callback
-    request = load_event("apigw/feedback-twilio")
+    request = load_fixture("feedback-twilio")
     request["body"] = request["body"].replace("undelivered", "queued")
 
     # WHEN / THEN
@@ -218,5 +228,5 @@ def test_without_a_twilio_account_the_route_does_not_exist(
     module = fresh_import(FEEDBACK_MODULE)
 
     # WHEN / THEN
-    assert module.lambda_handler(signed(load_event("apigw/feedback-twilio")), lambda_context)["statusCode"] == 404
+    assert module.lambda_handler(signed(load_fixture("feedback-twilio")), lambda_context)["statusCode"] == 404
     assert internal_events(bus_probe) == []

@@ -126,7 +126,7 @@ def test_email_fallback_when_an_sms_fails(feedback_stack: LocalStack, stack_rule
 def test_an_ses_bounce_on_the_default_bus_becomes_email_bounced(feedback_stack: LocalStack) -> None:
     # GIVEN SES's bounce notification for a mail the email action tagged
     suffix = uuid.uuid4().hex[:8]
-    sample = json.loads((REPO_ROOT / "events" / "eventbridge" / "ses-bounce.json").read_text())
+    sample = json.loads((REPO_ROOT / "tests" / "fixtures" / "feedback" / "ses-bounce.json").read_text())
     sample["detail"]["mail"]["tags"]["correlator_request_key"] = [f"Req_{suffix}"]
 
     # WHEN SES puts it on the account's default bus
@@ -155,5 +155,5 @@ def test_the_ses_sample_files_are_what_the_rule_matches() -> None:
     pattern = template["Resources"]["FeedbackFunction"]["Properties"]["Events"]["SesNotifications"]["Properties"][
         "Pattern"
     ]
-    samples = sorted(Path(REPO_ROOT / "events" / "eventbridge").glob("ses-*.json"))
+    samples = sorted(Path(REPO_ROOT / "tests" / "fixtures" / "feedback").glob("ses-*.json"))
     assert {json.loads(path.read_text())["detail-type"] for path in samples} == set(pattern["detail-type"])
