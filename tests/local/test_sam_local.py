@@ -77,7 +77,11 @@ def function_for(path: Path, event: Any, template: Template, functions: dict[str
         assert (event.get("pathParameters") or {}) == parameters, path
         identity = event["requestContext"]["identity"]
         if route.auth is Auth.API_KEY:
-            assert identity.get("apiKeyId"), f"{path}: the route takes an API key"
+            # the HTTP API front door (HttpApiJwtIssuer) serves the same route with a verified JWT instead
+            jwt_subject = ((event["requestContext"].get("authorizer") or {}).get("claims") or {}).get("sub")
+            assert identity.get("apiKeyId") or jwt_subject, (
+                f"{path}: the route takes an API key (or the HTTP API's JWT)"
+            )
         if route.auth is Auth.IAM:
             assert identity.get("userArn"), f"{path}: the route is IAM-authenticated"
         if event.get("body") and not event.get("isBase64Encoded"):
