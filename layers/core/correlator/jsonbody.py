@@ -99,6 +99,8 @@ def _check_tree(root: dict[str, Any]) -> None:
 
 
 def _check_text(value: str) -> None:
+    if value.isascii():  # no surrogate is ASCII: the common case without an encode
+        return
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
