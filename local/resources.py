@@ -22,6 +22,11 @@ from local.template import Template, TemplateError, as_text, creation_order
 
 log = logging.getLogger("local.resources")
 
+# moto 5.2 stores lifecycle rules but never runs them: a versioned bucket keeps every noncurrent version, and the
+# event log rewrites its current file on every append, so memory and the saved state would grow with the square of
+# the log. The local stack leaves buckets unversioned (docs/local-vs-aws.md).
+_UNVERSIONED = "versioning not applied locally (moto never expires noncurrent versions)"
+
 Attributes = dict[str, Any]
 
 # Types with no local counterpart: permissions, logging, metrics, API Gateway (served by local.api).
@@ -283,9 +288,6 @@ class Provisioner:
         else:
             s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.template.region})
         optional: dict[str, Callable[[Any], Any]] = {
-            "VersioningConfiguration": lambda value: s3.put_bucket_versioning(
-                Bucket=name, VersioningConfiguration={"Status": value["Status"]}
-            ),
             "LifecycleConfiguration": lambda value: s3.put_bucket_lifecycle_configuration(
                 Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in value["Rules"]]}
             ),
@@ -302,7 +304,9 @@ class Provisioner:
             "Tags": lambda value: s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": _tags(properties)}),
         }
         for key, value in properties.items():
-            if key in optional:
+            if key == "VersioningConfiguration":
+                log.debug("bucket %s: %s", name, _UNVERSIONED)
+            elif key in optional:
                 try:
                     optional[key](value)
                 except Exception as error:  # moto gaps must not stop the stack

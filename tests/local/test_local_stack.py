@@ -213,3 +213,12 @@ def test_the_template_bus_exists_in_moto(stack: LocalStack) -> None:
 
     # THEN it is there, under the stack's name
     assert bus["Name"] == BUS
+
+
+def test_buckets_are_left_unversioned_because_moto_never_expires_old_versions(stack: LocalStack) -> None:
+    # GIVEN the stack provisioned from template.yaml, whose log and data buckets are versioned on AWS
+    s3 = stack.client("s3")
+    names = [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
+    # THEN no bucket is versioned locally: moto would keep a full copy of the current log per append forever
+    assert names
+    assert all("Status" not in s3.get_bucket_versioning(Bucket=name) for name in names)
