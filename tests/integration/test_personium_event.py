@@ -36,7 +36,9 @@ Send = Callable[..., HttpResponse]
 
 
 @pytest.fixture
-def personium(aws: None) -> ModuleType:
+def personium(aws: None, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    # The function also serves /__log, so it names the log bucket at import, as on Lambda.
+    monkeypatch.setenv("LOG_BUCKET_NAME", "correlator-test-log")
     return fresh_import(PERSONIUM_MODULE)
 
 
@@ -228,7 +230,7 @@ def test_a_failed_publish_is_503_and_says_so(
     def refuse(envelopes: Any) -> Any:
         from correlator.publisher import PublishOutcome
 
-        return [PublishOutcome(event_id=envelopes[0].event.id, status="failed", error_code="InternalFailure")]
+        return [PublishOutcome(event_id=envelopes[0].event_id, status="failed", error_code="InternalFailure")]
 
     monkeypatch.setattr(personium.publisher, "publish_envelopes", refuse)
 
