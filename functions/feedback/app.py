@@ -79,6 +79,12 @@ def _error(error: CorrelatorError) -> Response[dict[str, Any]]:
     return error_response(error)
 
 
+@app.not_found
+def _no_route(error: Exception) -> Response[dict[str, Any]]:
+    # Powertools' own 404 body ({"statusCode", "message"}) is not the API's error body (e.g. an origin with a "/").
+    return error_response(NotFoundError("no such resource"))
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics

@@ -230,3 +230,19 @@ def test_without_a_twilio_account_the_route_does_not_exist(
     # WHEN / THEN
     assert module.lambda_handler(signed(load_fixture("feedback-twilio")), lambda_context)["statusCode"] == 404
     assert internal_events(bus_probe) == []
+
+
+def test_a_path_that_matches_no_route_gets_the_api_error_body(
+    feedback: ModuleType, bus_probe: BusProbe, lambda_context: LambdaContext
+) -> None:
+    # GIVEN a callback whose origin holds a "/" (no route matches it)
+    request = load_fixture("feedback-twilio")
+    request["path"] = request["path"] + "/extra"
+
+    # WHEN
+    response = feedback.lambda_handler(request, lambda_context)
+
+    # THEN the API's JSON error body (as documented), not Powertools' own, and nothing emitted
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"])["code"] == "not_found"
+    assert internal_events(bus_probe) == []
