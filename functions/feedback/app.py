@@ -18,8 +18,8 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
-from correlator.api import error_response
-from correlator.errors import CorrelatorError, ForbiddenError, NotFoundError
+from correlator.api import register_error_handlers
+from correlator.errors import ForbiddenError, NotFoundError
 from correlator.feedback import email_feedback
 from correlator.internal import bus_emitter
 from correlator.logs import function_logger
@@ -31,6 +31,7 @@ logger = function_logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
+register_error_handlers(app, json_bodies=False)  # Twilio posts a form, not JSON
 
 emitter = bus_emitter(metrics)
 twilio_secret = os.environ.get("TWILIO_SECRET_NAME", "")
@@ -72,17 +73,6 @@ def twilio_status(origin: Origin) -> Response[None]:
         logger.info("sms feedback", extra={"type": event.type, "object": event.object})
         metrics.add_metric(name="SmsFeedback", unit=MetricUnit.Count, value=1)
     return Response(status_code=204)
-
-
-@app.exception_handler(CorrelatorError)
-def _error(error: CorrelatorError) -> Response[dict[str, Any]]:
-    return error_response(error)
-
-
-@app.not_found
-def _no_route(error: Exception) -> Response[dict[str, Any]]:
-    # Powertools' own 404 body ({"statusCode", "message"}) is not the API's error body (e.g. an origin with a "/").
-    return error_response(NotFoundError("no such resource"))
 
 
 @logger.inject_lambda_context(clear_state=True)

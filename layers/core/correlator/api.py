@@ -258,8 +258,12 @@ def register_error_handlers(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     locate: Callable[[tuple[Any, ...]], dict[str, Any]] | None = None,
     on_error: Callable[[CorrelatorError], None] | None = None,
+    json_bodies: bool = True,
 ) -> None:
     """Install the request-body gate and the handlers that turn errors into the API's JSON error bodies.
+
+    ``json_bodies=False`` (a route that takes another media type, e.g. Twilio's form posts) installs only
+    the error handlers.
 
     Every request with a body goes through ``check_json_request`` before Powertools' validation
     (which would crash on some bodies, and takes a JSON array's first item as the body) and before
@@ -282,7 +286,8 @@ def register_error_handlers(
             return super().handler(app, next_middleware)
 
     # Powertools runs request validation before every user middleware: the gate takes its place.
-    app._request_validation_middleware = GatedRequestValidation()  # type: ignore[no-untyped-call]
+    if json_bodies:
+        app._request_validation_middleware = GatedRequestValidation()  # type: ignore[no-untyped-call]
 
     def respond(error: CorrelatorError) -> Response[dict[str, Any]]:
         if on_error is not None:
