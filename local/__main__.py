@@ -28,7 +28,7 @@ from local.delivery import Delivery
 from local.direct_sqs import DirectSqs
 from local.functions import FUNCTION_TYPE, LocalFunction
 from local.resources import Provisioner
-from local.scheduler import LocalScheduler, delete_moto_schedule, moto_schedules
+from local.scheduler import LocalScheduler, delete_moto_schedule, moto_scheduled_rules, moto_schedules
 from local.settings import (
     RELAY_HOSTS_VARIABLE,
     Settings,
@@ -127,6 +127,7 @@ class Stack:
             clients["events"],
             clients["sqs"],
             self.delivery.route,
+            rules=moto_scheduled_rules(settings.account_id, settings.region),
         )
         self.scheduler.start()
         self.server.start()

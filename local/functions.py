@@ -19,7 +19,7 @@ from local.workers import DEFAULT_CONCURRENCY, InvocationError, WorkerPool, Work
 FUNCTION_TYPE = "AWS::Serverless::Function"
 DEFAULT_TIMEOUT = 3
 DEFAULT_MEMORY = 128
-RULE_EVENT_TYPES = ("EventBridgeRule", "CloudWatchEvent")
+RULE_EVENT_TYPES = ("EventBridgeRule", "CloudWatchEvent", "Schedule")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ class SqsEvent:
 
 @dataclass(frozen=True, slots=True)
 class RuleEvent:
-    """An ``EventBridgeRule``/``CloudWatchEvent`` event: a rule whose target is the function."""
+    """An ``EventBridgeRule``/``CloudWatchEvent``/``Schedule`` event: a rule whose target is the function."""
 
     name: str
     properties: Mapping[str, Any]

@@ -26,6 +26,9 @@ Only documented AWS behaviour goes here, so code that is correct on AWS is also 
   only one conditional write win (and a ``TransactWriteItems`` copies tables while other threads
   write them). The rules API's write leases and the delivery policies' counters and groups rely
   on this.
+* A target's constant ``Input`` is what it receives (moto 5.2 sends the whole event).
+* A rule target receives the event with its ``account`` field: moto 5.2's default input template
+  (no InputTransformer) leaves it out.
 * An archive replay sends only the events of [EventStartTime, EventEndTime), only to the rules
   in ``Destination.FilterArns`` when given, through each target's InputTransformer, as AWS
   does. moto 5.2 replays every archived event to every rule, untransformed.
@@ -83,7 +86,18 @@ def apply() -> None:
     _patch_replay()
     _serialize_dynamodb_item_writes()
     _patch_async_invoke()
+    _patch_event_account()
     _applied = True
+
+
+def _delivered_target(target: dict[str, Any], router: Callable[[str], str | None] | None) -> dict[str, Any]:
+    """What moto delivers to: a function's local queue; a constant ``Input`` as a template without paths."""
+    delivered = dict(target)
+    if router is not None and ":lambda:" in target["Arn"]:
+        delivered["Arn"] = router(target["Arn"]) or target["Arn"]
+    if "Input" in target:  # moto 5.2 ignores Input and sends the whole event
+        delivered["InputTransformer"] = {"InputTemplate": target["Input"]}
+    return delivered
 
 
 def _patch_rule_delivery() -> None:
@@ -96,16 +110,40 @@ def _patch_rule_delivery() -> None:
         if self.state == "DISABLED":
             return None
         router = _lambda_router
-        if router is None or not any(":lambda:" in target["Arn"] for target in self.targets):
+        routes = router is not None and any(":lambda:" in target["Arn"] for target in self.targets)
+        constant = any("Input" in target for target in self.targets)
+        if not routes and not constant:
             return original(self, original_event, transform_input)
-        routed = copy.copy(self)  # the rule itself keeps its Lambda targets
-        routed.targets = [
-            {**target, "Arn": router(target["Arn"]) or target["Arn"]} if ":lambda:" in target["Arn"] else target
-            for target in self.targets
-        ]
+        routed = copy.copy(self)  # the rule itself keeps its targets
+        routed.targets = [_delivered_target(target, router) for target in self.targets]
         return original(routed, original_event, transform_input)
 
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+
+class _EveryEvent:
+    """The pattern a scheduled rule's own events are sent with: they are the rule's, not matched."""
+
+    @staticmethod
+    def matches_event(event: Any) -> bool:
+        return True
+
+
+def send_scheduled(rule: Any, event: dict[str, Any]) -> None:
+    """Deliver a scheduled rule's event to its targets (InputTransformer, DISABLED and function routing apply)."""
+    scheduled = copy.copy(rule)
+    scheduled.event_pattern = _EveryEvent()
+    scheduled.send_to_targets(event)
+
+
+def _patch_event_account() -> None:
+    from moto.events.utils import EventTemplateParser
+
+    template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    if '"account"' not in template:
+        EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
+            '"source": "<source>", ', '"source": "<source>", "account": "<account>", '
+        )
 
 
 def _patch_async_invoke() -> None:

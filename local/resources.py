@@ -230,8 +230,6 @@ class Provisioner:
         for key in ("EventPattern", "ScheduleExpression", "State", "Description", "RoleArn"):
             if properties.get(key):
                 kwargs[key] = _text(properties[key])
-        if properties.get("ScheduleExpression"):
-            self.inventory.notes.append(f"rule {name}: schedules are not fired locally (moto does not run them)")
         arn = events.put_rule(**kwargs)["RuleArn"]
         if targets:
             events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
@@ -242,6 +240,8 @@ class Provisioner:
     def _function_rule(self, function: LocalFunction, event: RuleEvent) -> None:
         properties = dict(event.properties)
         properties.setdefault("EventPattern", properties.get("Pattern"))
+        if event.properties["Type"] == "Schedule":  # SAM's Schedule event: a scheduled rule on the default bus
+            properties.update(ScheduleExpression=properties.get("Schedule"), RuleName=properties.get("Name"))
         if event.properties["Type"] == "CloudWatchEvent":
             properties["EventBusName"] = properties.get("EventBusName") or "default"
         if properties.get("Enabled") is False:

@@ -21,6 +21,13 @@ queue with AWS's ERROR_CODE/ERROR_MESSAGE/EXECUTION_ID/TARGET_ARN attributes (AW
 back-off for up to MaximumEventAgeInSeconds); a recurring schedule does not catch up on times
 missed while the stack was stopped; an ``at()`` schedule due while the stack was stopped fires on
 start if it is still waiting to be deleted and younger than MaximumEventAgeInSeconds.
+
+The same thread fires EventBridge *rules* that have a ``ScheduleExpression`` (scheduled rules, the
+older feature): ``rate()`` and ``cron()`` in UTC, each due time delivered to the rule's targets
+(through their InputTransformer; function targets through their local queue) as EventBridge's
+scheduled event: ``source: aws.events``, ``detail-type: Scheduled Event``, the rule's ARN in
+``resources``, ``detail: {}``. A ``rate()`` rule first fires one period after the scheduler first
+sees it (its creation, or the stack's start for a rule restored from the state directory).
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from local import moto_compat
 from local.schedule_expressions import At, Cron, Rate, ScheduleExpressionError, Timing, parse_expression
+from local.state import GATE
 
 log = logging.getLogger("local.scheduler")
 
@@ -84,6 +93,40 @@ def moto_schedules(account_id: str, region: str) -> Callable[[], list[Any]]:
     return read
 
 
+def moto_scheduled_rules(account_id: str, region: str) -> Callable[[], list[Any]]:
+    """The EventBridge rules of moto's in-process backend that have a ScheduleExpression (every bus)."""
+
+    def read() -> list[Any]:
+        from moto.events.models import events_backends
+
+        backend = events_backends[account_id][region]
+        return [
+            rule
+            for bus in list(backend.event_buses.values())
+            for rule in list(bus.rules.values())
+            if rule.scheduled_expression
+        ]
+
+    return read
+
+
+def scheduled_event(rule: Any, due: datetime) -> dict[str, Any]:
+    """The event EventBridge sends a scheduled rule's targets at ``due``, as moto's rules take events
+    (``time`` in epoch seconds, turned into ISO text on delivery, and moto's ``ingestion-time``)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": rule.account_id,
+        "time": due.timestamp(),
+        "region": rule.region_name,
+        "resources": [rule.arn],
+        "detail": {},
+        "ingestion-time": time.time(),
+    }
+
+
 def delete_moto_schedule(account_id: str, region: str) -> Callable[[Any], None]:
     def delete(schedule: Any) -> None:
         from moto.scheduler.models import scheduler_backends
@@ -106,6 +149,7 @@ class LocalScheduler(threading.Thread):
         sqs: Any,
         route: Callable[[str], str | None] = lambda arn: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rules: Callable[[], Iterable[Any]] = list,
     ) -> None:
         super().__init__(name="scheduler", daemon=True)
         self.schedules = schedules
@@ -114,6 +158,7 @@ class LocalScheduler(threading.Thread):
         self.sqs = sqs
         self.route = route
         self.clock = clock
+        self.rules = rules
         self.plans: dict[str, Plan] = {}
         self.fired = 0
         self._halt = threading.Event()
@@ -146,6 +191,14 @@ class LocalScheduler(threading.Thread):
                 if isinstance(plan.expression, At) and schedule.action_after_completion == "DELETE":
                     self.delete(schedule)
                     seen.discard(schedule.arn)
+        for rule in self.rules():
+            seen.add(rule.arn)
+            plan = self._rule_plan(rule, now)
+            if rule.state != "ENABLED" or plan.expression is None:
+                continue
+            if plan.due is not None and plan.due <= now:
+                self._fire_rule(rule, plan.due)
+                plan.due = plan.expression.next_after(max(plan.due, now), plan.timing)
         for arn in set(self.plans) - seen:
             del self.plans[arn]
 
@@ -178,6 +231,34 @@ class LocalScheduler(threading.Thread):
             )
         self.plans[schedule.arn] = plan
         return plan
+
+    def _rule_plan(self, rule: Any, now: datetime) -> Plan:
+        """A scheduled rule's plan: rate() from when it is first seen, cron() in UTC (rules have no time zone)."""
+        fingerprint = (rule.scheduled_expression,)
+        plan = self.plans.get(rule.arn)
+        if plan is not None and plan.fingerprint == fingerprint:
+            return plan
+        try:
+            expression = parse_expression(rule.scheduled_expression, now)
+            if isinstance(expression, At):
+                raise ScheduleExpressionError("at() is for Scheduler schedules, not for rules")
+        except ScheduleExpressionError as error:
+            log.warning("rule %s is not fired: %s", rule.name, error)
+            plan = Plan(fingerprint, None, Timing(), None)
+        else:
+            plan = Plan(fingerprint, expression, Timing(), expression.next_after(now, Timing()))
+        self.plans[rule.arn] = plan
+        return plan
+
+    def _fire_rule(self, rule: Any, due: datetime) -> None:
+        try:
+            with GATE.request():  # in-process, like a request to moto's server (local.state)
+                moto_compat.send_scheduled(rule, scheduled_event(rule, due))
+        except Exception:
+            log.exception("rule %s: the scheduled event due %s could not be delivered", rule.name, iso(due))
+            return
+        self.fired += 1
+        log.info("rule %s fired (due %s, %.1f s late)", rule.name, iso(due), (self.clock() - due).total_seconds())
 
     @staticmethod
     def _since(schedule: Any, expression: At | Rate | Cron, created: datetime, now: datetime) -> datetime:

@@ -12,7 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.scheduler import LocalScheduler, delete_moto_schedule, moto_schedules
+from local import moto_compat
+from local.scheduler import LocalScheduler, delete_moto_schedule, moto_scheduled_rules, moto_schedules
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -80,7 +81,13 @@ def world() -> Iterator[World]:
         events = boto3.client("events", region_name=REGION)
         routed: dict[str, str] = {}
         runner = LocalScheduler(
-            moto_schedules(ACCOUNT, REGION), delete_moto_schedule(ACCOUNT, REGION), events, sqs, routed.get, clock
+            moto_schedules(ACCOUNT, REGION),
+            delete_moto_schedule(ACCOUNT, REGION),
+            events,
+            sqs,
+            routed.get,
+            clock,
+            rules=moto_scheduled_rules(ACCOUNT, REGION),
         )
         world = World(boto3.client("scheduler", region_name=REGION), sqs, events, clock, runner)
         runner.route = routed.get
@@ -241,3 +248,92 @@ def test_the_scheduler_thread_runs_and_stops(world: World) -> None:
     # THEN it fired and its thread ended
     assert bodies == ["tick"]
     assert not world.runner.is_alive()
+
+
+# -- EventBridge rules with a ScheduleExpression (scheduled rules, not Scheduler) ---------------------
+
+
+def test_a_scheduled_rule_sends_eventbridges_scheduled_event_every_period(world: World) -> None:
+    # GIVEN a rate(5 minutes) rule on the default bus with a queue target
+    url, arn = world.queue("every-five")
+    rule_arn = world.events.put_rule(Name="every-five", ScheduleExpression="rate(5 minutes)")["RuleArn"]
+    world.events.put_targets(Rule="every-five", Targets=[{"Id": "q", "Arn": arn}])
+
+    # WHEN the scheduler looks every minute for 11 minutes (it first sees the rule at the first look)
+    created = world.clock.now
+    events: list[dict[str, Any]] = []
+    for _ in range(12):
+        world.runner.tick()
+        events += [json.loads(message["Body"]) for message in world.drain(url)]
+        world.clock.advance(minutes=1)
+
+    # THEN it fired one and two periods after its creation, with EventBridge's scheduled-event shape
+    assert [event["time"] for event in events] == [
+        (created + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ") for minutes in (5, 10)
+    ]
+    first = events[0]
+    assert (first["source"], first["detail-type"], first["detail"]) == ("aws.events", "Scheduled Event", {})
+    assert first["resources"] == [rule_arn]
+    assert (first["account"], first["region"], first["version"]) == (ACCOUNT, REGION, "0")
+    assert events[0]["id"] != events[1]["id"]
+
+
+def test_a_cron_rule_fires_in_utc_through_its_input_transformer(world: World) -> None:
+    # GIVEN a rule at minute 30 of every hour (UTC) whose target reshapes the event
+    url, arn = world.queue("half-past")
+    world.clock.now = datetime(2026, 12, 1, 10, 29, 0, tzinfo=UTC)
+    rule_arn = world.events.put_rule(Name="half-past", ScheduleExpression="cron(30 * * * ? *)")["RuleArn"]
+    transformer = {
+        "InputPathsMap": {"rule": "$.resources[0]", "source": "$.source"},
+        "InputTemplate": '{"rule": "<rule>", "from": "<source>"}',
+    }
+    world.events.put_targets(Rule="half-past", Targets=[{"Id": "q", "Arn": arn, "InputTransformer": transformer}])
+
+    # WHEN the scheduler looks every 20 s for 2 minutes
+    bodies: list[tuple[datetime, Any]] = []
+    for _ in range(6):
+        world.runner.tick()
+        bodies += [(world.clock.now, json.loads(message["Body"])) for message in world.drain(url)]
+        world.clock.advance(seconds=20)
+
+    # THEN once, at the first look from 10:30 UTC on
+    assert bodies == [(datetime(2026, 12, 1, 10, 30, tzinfo=UTC), {"rule": rule_arn, "from": "aws.events"})]
+
+
+def test_a_scheduled_rules_function_target_goes_to_the_functions_local_queue(world: World) -> None:
+    url, arn = world.queue("rule-function-queue")
+    function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn"
+    moto_compat.route_lambda_targets({function: arn}.get)
+    try:
+        world.events.put_rule(Name="call-fn", ScheduleExpression="rate(1 minute)")
+        world.events.put_targets(
+            Rule="call-fn",
+            Targets=[{"Id": "fn", "Arn": function}, {"Id": "constant", "Arn": function, "Input": '{"via": "input"}'}],
+        )
+        world.runner.tick()
+        world.clock.advance(minutes=1)
+        world.runner.tick()
+    finally:
+        moto_compat.route_lambda_targets(None)
+    # the whole scheduled event to one target, the target's constant Input to the other
+    bodies = sorted((json.loads(message["Body"]) for message in world.drain(url)), key=len)
+    assert bodies[0] == {"via": "input"}
+    assert bodies[1]["detail-type"] == "Scheduled Event"
+    assert len(bodies) == 2
+
+
+def test_disabled_and_pattern_rules_are_not_fired_by_the_clock(world: World) -> None:
+    # GIVEN a disabled scheduled rule and a pattern rule
+    url, arn = world.queue("never")
+    world.events.put_rule(Name="off", ScheduleExpression="rate(1 minute)", State="DISABLED")
+    world.events.put_rule(Name="pattern", EventPattern=json.dumps({"source": ["x"]}))
+    for name in ("off", "pattern"):
+        world.events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn}])
+
+    # WHEN the scheduler looks for 3 minutes
+    for _ in range(4):
+        world.runner.tick()
+        world.clock.advance(minutes=1)
+
+    # THEN nothing was sent
+    assert world.drain(url) == []

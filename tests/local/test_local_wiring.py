@@ -103,6 +103,22 @@ def test_an_eventbridge_rule_event_of_a_function_delivers_the_whole_event(wiring
     assert report["event"]["detail"] == {"marker": marker}
 
 
+def test_a_sam_schedule_event_is_a_scheduled_rule_on_the_default_bus_targeting_the_function(
+    wiring_stack: LocalStack,
+) -> None:
+    # GIVEN the function's Schedule event (SAM: an AWS::Events::Rule with a ScheduleExpression)
+    events = wiring_stack.client("events")
+
+    # WHEN the stack has provisioned it
+    rule = events.describe_rule(Name="wiring-nightly")
+    (target,) = events.list_targets_by_rule(Rule="wiring-nightly")["Targets"]
+
+    # THEN it is a scheduled rule calling the function with the event's Input (local.scheduler fires it)
+    assert (rule["ScheduleExpression"], rule["State"]) == ("cron(0 3 * * ? *)", "ENABLED")
+    assert (target["Arn"], json.loads(target["Input"])) == (FUNCTION_ARN, {"via": "schedule"})
+    assert "Nightly (Schedule)" not in wiring_stack.logs()
+
+
 def test_a_rule_created_at_run_time_with_a_function_arn_delivers_from_its_first_event(
     wiring_stack: LocalStack, sink: Sink
 ) -> None:
