@@ -84,6 +84,7 @@ def apply() -> None:
     _patch_test_event_pattern()
     _patch_rule_delivery()
     _patch_replay()
+    _transactions_back_up_items_not_tables()
     _serialize_dynamodb_item_writes()
     _patch_async_invoke()
     _patch_event_account()
@@ -205,6 +206,59 @@ def _serialize_dynamodb_item_writes() -> None:
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
+
+
+def _transactions_back_up_items_not_tables() -> None:
+    """moto's TransactWriteItems deep-copies every table it writes to, to roll back if the transaction fails:
+    each transaction costs a copy of every item of the table, so n decisions on a table of one marker per
+    decision cost O(n²) (a 10,000-event policy storm: ~10^9 attribute copies). DynamoDB touches only the items
+    named. Here the transaction backs up those items (a copy of each, or "absent") and a failed one restores
+    them; the tables themselves are no longer copied. Runs under ``_serialize_dynamodb_item_writes``' lock."""
+    from moto.dynamodb import models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    original = DynamoDBBackend.transact_write_items
+
+    class TablesUncopied:  # the ``copy`` module as moto's transaction sees it: a table "copy" is the table
+        @staticmethod
+        def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    @functools.wraps(original)
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        backups: list[tuple[Any, DynamoType, DynamoType | None, Any]] = []
+        for item in transact_items:
+            op = next(iter(item.values())) if len(item) == 1 else {}
+            table = self.tables.get(op.get("TableName"))
+            key = op.get("Key") or op.get("Item")
+            if table is None or not isinstance(key, dict) or table.hash_key_attr not in key:
+                continue  # moto rejects it before writing anything
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_raw = key.get(table.range_key_attr) if table.range_key_attr else None
+            range_value = DynamoType(range_raw) if range_raw is not None else None
+            try:
+                current = table.get_item(hash_value, range_value)
+            except Exception:  # noqa: BLE001 - a malformed key: moto refuses the transaction itself
+                continue
+            backups.append((table, hash_value, range_value, copy.deepcopy(current)))
+        models.copy = TablesUncopied  # type: ignore[assignment]
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, saved in reversed(backups):
+                items = table.items[hash_value] if range_value is not None else table.items
+                slot = range_value if range_value is not None else hash_value
+                if saved is None:
+                    items.pop(slot, None)
+                else:
+                    items[slot] = saved
+            raise
+        finally:
+            models.copy = copy  # type: ignore[assignment]
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 class RulerEventPattern:

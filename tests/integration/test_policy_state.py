@@ -169,6 +169,23 @@ def test_a_group_collects_events_and_one_flush_per_generation_returns_them_all(s
     assert stack.state.flush(early) is None
 
 
+def test_joining_a_group_whose_flush_is_claimed_writes_only_the_decision(stack: Stack) -> None:
+    # GIVEN a group opened by a first event (which claimed its flush)
+    policy = {"group": {"group_wait": "30s"}}
+    stack.decide(policy, 0)
+    calls: list[str] = []
+    stack.state.dynamodb.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name), unique_id="count-calls"
+    )
+
+    # WHEN 3 more events join it
+    assert [stack.decide(policy, n) for n in range(1, 4)] == ["grouped"] * 3
+
+    # THEN each took one transaction and one read: no conditional claim bound to fail, no second flush
+    assert calls == ["TransactWriteItems", "GetItem"] * 3
+    assert len(stack.flushes.sent) == 1
+
+
 def test_after_a_digest_the_next_one_waits_for_group_interval(stack: Stack) -> None:
     policy = {"group": {"group_wait": "30s", "group_interval": "5m", "repeat_interval": "1h"}}
     stack.decide(policy, 1)

@@ -323,17 +323,23 @@ class PolicyState:
             due = max(now, last_flush + spec.interval)
         else:
             due = now + spec.wait
+        # Most deliveries join a generation whose flush is claimed already (the read shows it, and a claim only
+        # ever moves forward): they need no conditional write that would fail.
+        claimed = "scheduled_gen" in item and int(item["scheduled_gen"]["N"]) >= gen
         try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"id": {"S": spec.pk}},
-                UpdateExpression="SET scheduled_gen = :gen, due_ts = :due",
-                ConditionExpression="attribute_not_exists(scheduled_gen) OR scheduled_gen < :gen",
-                ExpressionAttributeValues={":gen": {"N": str(gen)}, ":due": {"N": str(due)}},
-            )
+            if not claimed:
+                self.dynamodb.update_item(
+                    TableName=self.table,
+                    Key={"id": {"S": spec.pk}},
+                    UpdateExpression="SET scheduled_gen = :gen, due_ts = :due",
+                    ConditionExpression="attribute_not_exists(scheduled_gen) OR scheduled_gen < :gen",
+                    ExpressionAttributeValues={":gen": {"N": str(gen)}, ":due": {"N": str(due)}},
+                )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
+            claimed = True
+        if claimed:
             scheduled_due = float(item.get("due_ts", {}).get("N", due))
             if now < scheduled_due + 300:
                 return scheduled_due
