@@ -215,6 +215,7 @@ def _transactions_back_up_items_not_tables() -> None:
     named. Here the transaction backs up those items (a copy of each, or "absent") and a failed one restores
     them; the tables themselves are no longer copied. Runs under ``_serialize_dynamodb_item_writes``' lock."""
     from moto.dynamodb import models
+    from moto.dynamodb.exceptions import MockValidationException
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
@@ -240,10 +241,10 @@ def _transactions_back_up_items_not_tables() -> None:
             range_value = DynamoType(range_raw) if range_raw is not None else None
             try:
                 current = table.get_item(hash_value, range_value)
-            except Exception:  # noqa: BLE001 - a malformed key: moto refuses the transaction itself
+            except MockValidationException:  # a key without its range key: moto refuses the transaction itself
                 continue
             backups.append((table, hash_value, range_value, copy.deepcopy(current)))
-        models.copy = TablesUncopied  # type: ignore[assignment]
+        models.copy = TablesUncopied  # type: ignore[attr-defined,assignment]
         try:
             original(self, transact_items)
         except Exception:
@@ -256,7 +257,7 @@ def _transactions_back_up_items_not_tables() -> None:
                     items[slot] = saved
             raise
         finally:
-            models.copy = copy  # type: ignore[assignment]
+            models.copy = copy  # type: ignore[attr-defined]
 
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
