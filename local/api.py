@@ -6,7 +6,9 @@ an authorizer (``DefaultAuthorizer: AWS_IAM`` unless overridden by ``Authorizer:
 ``x-api-key: <admin key>`` in place of a SigV4 signature. API Gateway's own answers are kept:
 403 ``Forbidden`` for a missing or wrong key, 403 ``Missing Authentication Token`` for an unknown
 path or method, 429 when an API key route is over its usage plan's throttle or quota
-(``local.throttle``), 502 ``Internal server error`` when the handler fails.
+(``local.throttle``), 502 ``Internal server error`` when the handler fails, 500 ``Internal server
+error`` when Lambda refuses the invocation (the function is throttled past its reserved
+concurrency: https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from local.lines import event_count, tone
 from local.settings import API_KEY_ID, Settings
 from local.template import Template
 from local.throttle import Limiter, UsagePlan
-from local.workers import InvocationError
+from local.workers import InvocationError, Throttled
 
 log = logging.getLogger("local.api")
 
@@ -346,6 +348,9 @@ class Gateway:
         )
         try:
             return (*http_response(route.function.invoke(event)), route.function.logical_id)
+        except Throttled as error:  # Lambda rejected the invocation: API Gateway answers 500, not 429
+            log.warning("%s: throttled (%s)", route.function.logical_id, error)
+            return (*_message(500, "Internal server error"), f"{route.function.logical_id} throttled")
         except (BadGatewayError, InvocationError) as error:
             log.error("%s: %s", route.function.logical_id, error)
         return (*_message(502, "Internal server error"), f"{route.function.logical_id} failed")

@@ -8,16 +8,23 @@ AWS. A poller invokes the function with each message body, as Lambda's asynchron
 would. A failed invocation leaves the message for redelivery after the function's timeout;
 after ``ASYNC_MAX_RECEIVES`` receives it moves to the function's ``DeadLetterQueue`` (when the
 template declares an SQS one) or to ``<stack>-local-<LogicalId>-dlq``.
+
+When every worker of the function is busy (its concurrency is reached), asynchronous and SQS
+invocations are not throttled away: as Lambda's async queue and SQS pollers retry throttled
+invocations, they wait for a free worker, and their messages' visibility is extended meanwhile
+(``Poller.keep_in_flight``), so a wait is neither a redelivery nor a receive counted toward the
+dead-letter queue.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from local import moto_compat
@@ -32,6 +39,7 @@ RECEIVE_WAIT_SECONDS = 20
 BATCH_WAIT_SECONDS = 1
 ASYNC_MAX_RECEIVES = 3  # Lambda retries a failed asynchronous invocation twice
 MAX_QUEUE_NAME = 80
+MIN_WAIT_VISIBILITY = 5  # seconds: well past the next call while a message waits for a worker (local.workers.WAIT_BEAT)
 
 
 def queue_name_of(arn: str) -> str:
@@ -176,6 +184,28 @@ class Poller(threading.Thread):
                 QueueUrl=self.queue_url, Entries=entries[start : start + self.batch_limit]
             )
 
+    def keep_in_flight(self, messages: list[dict[str, Any]]) -> Callable[[], None]:
+        """What to call while ``messages`` wait for a free worker: it keeps them invisible for another timeout."""
+
+        def extend() -> None:
+            seconds = max(self.visibility, MIN_WAIT_VISIBILITY)
+            entries = [
+                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": seconds}
+                for index, message in enumerate(messages)
+            ]
+            for start in range(0, len(entries), self.batch_limit):
+                self.sqs.change_message_visibility_batch(
+                    QueueUrl=self.queue_url, Entries=entries[start : start + self.batch_limit]
+                )
+
+        return extend
+
+    @functools.cached_property
+    def visibility(self) -> int:
+        """The queue's visibility timeout (what a received message gets), read once."""
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"])
+        return int(attributes["Attributes"].get("VisibilityTimeout", self.function.timeout))
+
     def delete(self, messages: Iterable[Mapping[str, Any]]) -> None:
         entries = [
             {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]} for index, message in enumerate(messages)
@@ -212,7 +242,7 @@ class AsyncInvokePoller(Poller):
         attempt = str((message.get("Attributes") or {}).get("ApproximateReceiveCount", "?"))
         started = time.monotonic()
         try:
-            result = self.function.invoke(event)
+            result = self.function.invoke(event, synchronous=False, waiting=self.keep_in_flight([dict(message)]))
         except InvocationError as error:
             last = attempt.isdigit() and int(attempt) >= ASYNC_MAX_RECEIVES
             log.error(
@@ -291,7 +321,7 @@ class EventSourceMappingPoller(Poller):
         event = {"Records": [sqs_record(message, self.queue_arn, region) for message in batch]}
         started = time.monotonic()
         try:
-            response = self.function.invoke(event)
+            response = self.function.invoke(event, synchronous=False, waiting=self.keep_in_flight(batch))
         except InvocationError as error:
             log.error(
                 "%s → %s: %d records FAILED (%s); left on the queue for redelivery",

@@ -9,7 +9,7 @@ variable set from ``!GetAtt Fn.Arn`` in the template, exactly as in AWS).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -78,7 +78,8 @@ class LocalFunction:
         self.timeout = int(template.resolved_property(logical_id, "Timeout", DEFAULT_TIMEOUT))
         self.memory = int(template.resolved_property(logical_id, "MemorySize", DEFAULT_MEMORY))
         reserved = template.resolved_property(logical_id, "ReservedConcurrentExecutions")
-        self.concurrency = default_concurrency if reserved is None else int(reserved)
+        self.reserved = None if reserved is None else int(reserved)  # synchronous invocations past it: throttled
+        self.concurrency = default_concurrency if self.reserved is None else self.reserved
         self.variables: dict[str, str] = {}
         self.triggers = Triggers()
         self.pool: WorkerPool | None = None
@@ -178,11 +179,16 @@ class LocalFunction:
         )
         self.pool = WorkerPool(spec, self.concurrency, log)
 
-    def invoke(self, event: Any) -> Any:
-        """Run the handler with ``event`` in a worker; raise InvocationError as Lambda reports a failure."""
+    def invoke(self, event: Any, *, synchronous: bool = True, waiting: Callable[[], None] | None = None) -> Any:
+        """Run the handler with ``event`` in a worker; raise InvocationError as Lambda reports a failure.
+
+        A synchronous invocation over the function's reserved concurrency raises ``Throttled``; an
+        asynchronous one (rule targets, SQS batches) waits for a worker, calling ``waiting`` meanwhile.
+        """
         if self.pool is None:
             raise InvocationError("ResourceNotReadyException", f"{self.logical_id} is not started")
-        return self.pool.invoke(event, str(uuid.uuid4()))
+        throttle = synchronous and self.reserved is not None
+        return self.pool.invoke(event, str(uuid.uuid4()), throttle=throttle, waiting=waiting)
 
     def stop(self) -> None:
         if self.pool is not None:

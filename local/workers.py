@@ -3,8 +3,13 @@
 Each function gets a pool of worker processes (``python -m local.worker``). A worker imports the
 function's handler once, with the function's own environment variables and code directory, then
 serves invocations one at a time, as a Lambda execution environment does. The pool runs up to the
-function's concurrency at once (``ReservedConcurrentExecutions``, else ``DEFAULT_CONCURRENCY``);
-more invocations wait for a free worker. A worker that outlives the function's ``Timeout`` is
+function's concurrency at once (``ReservedConcurrentExecutions``, else ``DEFAULT_CONCURRENCY``).
+Past it, as Lambda does over reserved concurrency, a synchronous invocation of a function with
+reserved concurrency is throttled at once (``Throttled``: ``TooManyRequestsException``), while the
+asynchronous and SQS invocations, which Lambda's own queues and pollers retry, wait for a free
+worker (their messages kept in flight meanwhile, see ``local.delivery``). A synchronous invocation
+of a function without reserved concurrency waits too: on AWS it would get its own environment
+from the account's pool, which the local default only bounds. A worker that outlives the function's ``Timeout`` is
 killed (``Task timed out``), one that dies is replaced (``Runtime.ExitError``); either way the
 invocation fails and the stack goes on, as on AWS.
 
@@ -21,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import IO, Any
@@ -30,6 +35,7 @@ from local.worker import receive, send
 
 DEFAULT_CONCURRENCY = 4
 INIT_TIMEOUT = 30.0  # Lambda allows 10 s of init; this machine is shared, so be generous
+WAIT_BEAT = 1.0  # seconds between the ``waiting`` calls of an invocation waiting for a free worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,14 @@ class InvocationError(Exception):
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.message = message
+
+
+class Throttled(InvocationError):
+    """Every execution environment the function may have is busy: Lambda's 429 TooManyRequestsException."""
+
+    def __init__(self) -> None:
+        super().__init__("TooManyRequestsException", "Rate Exceeded.")
+        self.reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
 
 
 class Worker:
@@ -133,26 +147,47 @@ class WorkerPool:
     def busy(self) -> int:
         return self._busy
 
-    def invoke(self, event: Any, request_id: str) -> Any:
-        with self._slots:
+    def invoke(
+        self,
+        event: Any,
+        request_id: str,
+        *,
+        throttle: bool = False,
+        waiting: Callable[[], None] | None = None,
+    ) -> Any:
+        """Invoke in a free worker. All busy: raise Throttled when ``throttle``, else wait for one,
+        calling ``waiting`` every ``WAIT_BEAT`` seconds meanwhile."""
+        if throttle:
+            if not self._slots.acquire(blocking=False):
+                raise Throttled
+        else:
+            while not self._slots.acquire(timeout=WAIT_BEAT):
+                if waiting is not None:
+                    waiting()
+        try:
+            return self._invoke(event, request_id)
+        finally:
+            self._slots.release()
+
+    def _invoke(self, event: Any, request_id: str) -> Any:
+        with self._lock:
+            if self._closed:
+                raise InvocationError("Runtime.Stopping", "the local stack is stopping")
+            worker = self._idle.pop() if self._idle else None
+            self._busy += 1
+        try:
+            if worker is None or not worker.alive:
+                worker = Worker(self.spec, self.log)
+            result = worker.invoke(event, request_id)
+        except InvocationError:
+            if worker is not None and worker.alive:
+                self._keep(worker)  # a handler error leaves the environment warm, as in Lambda
+            raise
+        finally:
             with self._lock:
-                if self._closed:
-                    raise InvocationError("Runtime.Stopping", "the local stack is stopping")
-                worker = self._idle.pop() if self._idle else None
-                self._busy += 1
-            try:
-                if worker is None or not worker.alive:
-                    worker = Worker(self.spec, self.log)
-                result = worker.invoke(event, request_id)
-            except InvocationError:
-                if worker is not None and worker.alive:
-                    self._keep(worker)  # a handler error leaves the environment warm, as in Lambda
-                raise
-            finally:
-                with self._lock:
-                    self._busy -= 1
-            self._keep(worker)
-            return result
+                self._busy -= 1
+        self._keep(worker)
+        return result
 
     def _keep(self, worker: Worker) -> None:
         with self._lock:

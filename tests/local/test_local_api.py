@@ -23,7 +23,7 @@ from local.api import (
 from local.functions import LocalFunction
 from local.settings import Settings
 from local.template import Template, load_yaml
-from local.workers import InvocationError
+from local.workers import InvocationError, Throttled
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SETTINGS = Settings(
@@ -289,6 +289,8 @@ def test_a_malformed_proxy_result_is_a_bad_gateway(result: Any) -> None:
             "Internal server error",
         ),
         (StubFunction({"nope": 1}), "POST", "/events", [("x-api-key", "dev-key")], 502, "Internal server error"),
+        # Lambda throttles the function (reserved concurrency reached): API Gateway answers 500, not 429
+        (StubFunction(Throttled()), "POST", "/events", [("x-api-key", "dev-key")], 500, "Internal server error"),
     ],
 )
 def test_the_gateway_answers_like_api_gateway_when_it_does_not_reach_a_handler_result(

@@ -165,3 +165,152 @@ def test_batch_item_failures_are_read_like_lambda(response: Any, report: bool, f
 )
 def test_deliveries_are_labelled_by_source_and_detail_type(event: Any, label: str) -> None:
     assert describe_event(event) == label
+
+
+class RecordingSqs(FakeSqs):
+    """Records what the pollers do with received messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, list[dict[str, Any]]]] = []
+
+    def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict[str, Any]:
+        return {"Attributes": {"VisibilityTimeout": "30"}}
+
+    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append(("extend", Entries))
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
+
+    def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append(("delete", Entries))
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
+
+
+class BusyFunction:
+    """A function whose workers are all busy for ``beats`` WAIT_BEATs before the invocation runs."""
+
+    logical_id = "Busy"
+    timeout = 3
+    concurrency = 1
+
+    def __init__(self, beats: int) -> None:
+        self.beats = beats
+        self.calls: list[dict[str, Any]] = []
+
+    def invoke(self, event: Any, *, synchronous: bool = True, waiting: Any = None) -> Any:
+        self.calls.append({"synchronous": synchronous})
+        for _ in range(self.beats):
+            waiting()
+        return {"batchItemFailures": []}
+
+
+MESSAGE = {"MessageId": "m1", "ReceiptHandle": "r1", "Body": "{}", "Attributes": {"ApproximateReceiveCount": "1"}}
+
+
+def test_an_async_delivery_waiting_for_a_worker_keeps_its_message_in_flight_then_deletes_it() -> None:
+    # GIVEN an asynchronous (rule target) poller of a function whose workers are busy for two beats
+    from local.delivery import AsyncInvokePoller
+
+    sqs, function = RecordingSqs(), BusyFunction(beats=2)
+    poller = AsyncInvokePoller(sqs, "http://sqs/q", "arn:aws:sqs:us-east-1:1:q", function, threading.Event())  # type: ignore[arg-type]
+
+    # WHEN a message is delivered
+    poller.deliver(dict(MESSAGE))
+
+    # THEN the invocation is asynchronous (waits, never throttled away), the message stays invisible while it
+    # waits (not redelivered, no receive counted) and is deleted once the invocation succeeded
+    assert function.calls == [{"synchronous": False}]
+    extend = [{"Id": "0", "ReceiptHandle": "r1", "VisibilityTimeout": 30}]
+    assert sqs.calls == [("extend", extend), ("extend", extend), ("delete", [{"Id": "0", "ReceiptHandle": "r1"}])]
+
+
+def test_an_sqs_batch_waiting_for_a_worker_stays_in_flight() -> None:
+    from local.delivery import EventSourceMappingPoller
+    from local.functions import SqsEvent
+
+    sqs, function = RecordingSqs(), BusyFunction(beats=1)
+    mapping = SqsEvent("Work", "arn:aws:sqs:us-east-1:1:q", 10, 0, True, True)
+    poller = EventSourceMappingPoller(sqs, "http://sqs/q", mapping, function, threading.Event())  # type: ignore[arg-type]
+    batch = [dict(MESSAGE), {**MESSAGE, "MessageId": "m2", "ReceiptHandle": "r2"}]
+
+    poller.invoke(batch)
+
+    assert function.calls == [{"synchronous": False}]
+    assert [kind for kind, _ in sqs.calls] == ["extend", "delete"]
+    assert [entry["ReceiptHandle"] for entry in sqs.calls[0][1]] == ["r1", "r2"]
+
+
+SLOW_HANDLER = """
+import time
+
+
+def handle(event, context):
+    time.sleep(event.get("sleep", 0))
+    return {"slept": event.get("sleep", 0)}
+"""
+
+
+def slow_function(tmp_path: Path, reserved: int | None) -> LocalFunction:
+    (tmp_path / "slow").mkdir(exist_ok=True)
+    (tmp_path / "slow" / "handler.py").write_text(SLOW_HANDLER)
+    concurrency = f"ReservedConcurrentExecutions: {reserved}" if reserved is not None else ""
+    template = Template(
+        load_yaml(
+            "Resources:\n  Slow:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+            f"      CodeUri: slow\n      Handler: handler.handle\n      Timeout: 10\n      {concurrency}\n"
+        ),
+        root=tmp_path,
+        environ={},
+    )
+    local = LocalFunction(template, "Slow", default_concurrency=1)
+    local.prepare()
+    local.start(None)
+    return local
+
+
+@pytest.mark.slow
+def test_past_reserved_concurrency_a_synchronous_invocation_is_throttled_an_asynchronous_one_waits(
+    tmp_path: Path,
+) -> None:
+    from local.workers import Throttled
+
+    # GIVEN a function with reserved concurrency 1, busy with a slow invocation
+    function = slow_function(tmp_path, reserved=1)
+    try:
+        busy = threading.Thread(target=function.invoke, args=({"sleep": 2.5},))
+        busy.start()
+        while function.pool is not None and function.pool.busy == 0:
+            threading.Event().wait(0.01)
+
+        # WHEN a synchronous invocation comes, then an asynchronous one
+        with pytest.raises(Throttled) as throttled:
+            function.invoke({"sleep": 0})
+        beats: list[int] = []
+        result = function.invoke({"sleep": 0}, synchronous=False, waiting=lambda: beats.append(1))
+        busy.join()
+
+        # THEN the synchronous one is refused as Lambda refuses it; the asynchronous one waited, then ran
+        assert (throttled.value.error_type, throttled.value.message) == ("TooManyRequestsException", "Rate Exceeded.")
+        assert result == {"slept": 0}
+        assert beats
+        # AND once the worker is free, a synchronous invocation runs again
+        assert function.invoke({"sleep": 0}) == {"slept": 0}
+    finally:
+        function.stop()
+
+
+@pytest.mark.slow
+def test_without_reserved_concurrency_a_synchronous_invocation_waits_for_the_local_bound(tmp_path: Path) -> None:
+    # GIVEN a function without reserved concurrency, bounded locally to 1 worker, busy
+    function = slow_function(tmp_path, reserved=None)
+    try:
+        busy = threading.Thread(target=function.invoke, args=({"sleep": 1.5},))
+        busy.start()
+        while function.pool is not None and function.pool.busy == 0:
+            threading.Event().wait(0.01)
+
+        # WHEN / THEN a synchronous invocation is not throttled (AWS would give it an environment of its own)
+        assert function.invoke({"sleep": 0}) == {"slept": 0}
+        busy.join()
+    finally:
+        function.stop()
