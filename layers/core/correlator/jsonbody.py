@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from correlator.errors import BadRequestError, ValidationFailedError
@@ -34,6 +35,8 @@ class _NotJsonNumber(ValueError):
 
 
 def _parse_int(text: str) -> int:
+    if len(text) < MAX_INTEGER_DIGITS:  # at most 18 digits: within 64 bits without a look
+        return int(text)
     if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
         raise _NumberOutOfRange(f"integer {text[:24]}... has more than {MAX_INTEGER_DIGITS} digits")
     value = int(text)
@@ -53,6 +56,12 @@ def _refuse_constant(name: str) -> Any:
     raise _NotJsonNumber(f"{name} is not a JSON number")
 
 
+# Built once (json.loads with hooks builds a decoder per call); refuses what json.loads would (a BOM included).
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # \uD800-\uDFFF, either case
+_CONTAINERS = (dict, list)
+
+
 def decode_utf8(data: bytes) -> str:
     """``data`` as text; ``BadRequestError`` unless it is strict UTF-8."""
     try:
@@ -62,9 +71,15 @@ def decode_utf8(data: bytes) -> str:
 
 
 def parse_json_object(text: str) -> dict[str, Any]:
-    """Parse a request body; ``BadRequestError`` (400) or ``ValidationFailedError`` (422) when refused."""
+    """Parse a request body; ``BadRequestError`` (400) or ``ValidationFailedError`` (422) when refused.
+
+    Numbers and constants are checked as they are parsed. Depth and strings are checked on the parsed
+    tree only where the text leaves them in doubt: it cannot nest deeper than it has ``{`` and ``[``,
+    and a string can only hold a lone surrogate the text holds or spells as a ``\\uD800``-``\\uDFFF``
+    escape.
+    """
     try:
-        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant)
+        value = _DECODER.decode(text)
     except _NumberOutOfRange as error:
         raise _limit_error(str(error), "number_out_of_range") from None
     except _NotJsonNumber as error:
@@ -75,8 +90,40 @@ def parse_json_object(text: str) -> dict[str, Any]:
         raise BadRequestError("request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise BadRequestError("request body must be a JSON object")
-    _check_tree(value)
+    if _may_hold_surrogates(text):
+        _check_tree(value)
+    elif text.count("{") + text.count("[") > MAX_DEPTH:
+        _check_depth(value)
     return value
+
+
+def _may_hold_surrogates(text: str) -> bool:
+    """False when no string parsed from ``text`` can hold a lone surrogate (an escaped pair may be whole)."""
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        return True
+    if text.isascii():  # no surrogate is ASCII
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _check_depth(root: dict[str, Any]) -> None:
+    """Depth of a parsed body, a level at a time (no recursion on hostile input; strings not visited)."""
+    level: list[Any] = [root]
+    for depth in range(2, MAX_DEPTH + 2):
+        level = [
+            item
+            for container in level
+            for item in (container.values() if type(container) is dict else container)
+            if type(item) in _CONTAINERS
+        ]
+        if not level:
+            return
+        if depth > MAX_DEPTH:
+            raise _limit_error(f"JSON nested deeper than {MAX_DEPTH} levels", "too_deep")
 
 
 def _check_tree(root: dict[str, Any]) -> None:
