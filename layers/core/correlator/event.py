@@ -74,12 +74,9 @@ _DATASET_SCALARS = (str, int, float, bool, type(None))
 
 def format_time(value: datetime) -> str:
     """RFC 3339 UTC with milliseconds and ``Z``: ``2026-11-22T14:52:39.778Z`` (always a four-digit year)."""
-    value = value.astimezone(UTC)
-    # Not strftime("%Y"): glibc writes year 199 as "199", which nothing parses back.
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-        f".{value.microsecond // 1000:03d}Z"
-    )
+    # Not strftime("%Y"): glibc writes year 199 as "199", which nothing parses back; isoformat writes "0199"
+    # and truncates the fraction to milliseconds. In UTC it ends "+00:00".
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_time(value: Any) -> datetime:

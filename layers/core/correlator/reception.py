@@ -73,6 +73,9 @@ def submissions_of(submission: EventBatch | EventSubmission) -> list[EventSubmis
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # Built once: the validator of the request body, the same ``Submission`` the resolver's route validates.
 SUBMISSION_ADAPTER: TypeAdapter[EventBatch | EventSubmission] = TypeAdapter(Submission)
+# pydantic-core's own validator and serializer, called without pydantic's per-call wrappers.
+_validate_submission = SUBMISSION_ADAPTER.validator.validate_python
+_submission_json = EventSubmission.__pydantic_serializer__.to_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,7 @@ def plain_request(event: Mapping[str, Any]) -> PlainRequest | None:
         _, parsed = json_object_body(
             raw_json_body(headers.get("content-type"), event.get("body"), False, MAX_BODY_BYTES)
         )
-        submission = SUBMISSION_ADAPTER.validate_python(parsed)
+        submission = _validate_submission(parsed)
         caller = caller_of(event, headers)
     except (CorrelatorError, ValueError):  # pydantic's ValidationError is a ValueError
         return None
@@ -131,19 +134,19 @@ def stamp_submissions(
     of the request gets the same reception time (when none is given).
     """
     received_at = parse_time(now or datetime.now(UTC))
-    received = format_time(received_at)
-    server: dict[str, Any] = {"external": True, "request_key": caller.request_key, "hops": caller.hops}
+    # ',"external":true,...}' and ',"time":"...",' + that: the fields every event of this request shares,
+    # as _COMPACT_JSON writes the dict {"external", "request_key", "hops", "subject", "via"} (absent ones left out).
+    shared = f',"external":true,"request_key":{_COMPACT_JSON.encode(caller.request_key)},"hops":{int(caller.hops)}'
     if caller.subject is not None:
-        server["subject"] = caller.subject
+        shared += f',"subject":{_COMPACT_JSON.encode(caller.subject)}'
     if caller.via:
-        server["via"] = caller.via
-    # ',"external":true,...' and ',"time":"...",' + that: the fields every event of this request shares.
-    shared = "," + _COMPACT_JSON.encode(server)[1:-1] + "}"
-    shared_with_time = f',"time":"{received}"{shared}'
+        shared += f',"via":[{",".join(_COMPACT_JSON.encode(hop) for hop in caller.via)}]'
+    shared += "}"
+    shared_with_time = f',"time":"{format_time(received_at)}"{shared}'
     envelopes = []
     for submission, event_id in zip(submissions, new_event_ids(len(submissions)), strict=True):
         # event_id: URL-safe characters, nothing to escape
-        own = submission.model_dump_json(exclude_none=True)  # '{"type":...}', never empty
+        own = _submission_json(submission, exclude_none=True).decode()  # '{"type":...}', never empty
         detail = f'{own[:-1]},"id":"{event_id}"{shared if submission.time else shared_with_time}'
         entry: PutEventsRequestEntryTypeDef = {
             "Source": SOURCE_EXTERNAL,
