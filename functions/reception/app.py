@@ -14,15 +14,23 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
-from correlator.api import Caller, caller_from, json_body_or_none, proxy_response, register_error_handlers
+from correlator.api import (
+    Caller,
+    caller_from,
+    json_body_or_none,
+    json_proxy_response,
+    proxy_response,
+    register_error_handlers,
+)
 from correlator.errors import CorrelatorError, PayloadTooLargeError, PublishFailedError
 from correlator.event import EventSubmission
 from correlator.logs import function_logger
-from correlator.publisher import EventPublisher
+from correlator.publisher import EventPublisher, PublishOutcome
 from correlator.reception import (
     MAX_BODY_BYTES,
     ReceptionResponse,
     Submission,
+    accepted_body,
     locate,
     plain_request,
     publish_or_raise,
@@ -72,7 +80,8 @@ def resolver() -> "APIGatewayRestResolver":
         },
     )
     def post_events(submission: Annotated[Submission, Body()]) -> ReceptionResponse:
-        return ReceptionResponse.model_validate(accept(submissions_of(submission), caller_from(app.current_event)))
+        outcomes = accept(submissions_of(submission), caller_from(app.current_event))
+        return ReceptionResponse.model_validate({"results": [result_of(outcome) for outcome in outcomes]})
 
     return app
 
@@ -84,8 +93,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def accept(submissions: list[EventSubmission], caller: Caller) -> dict[str, Any]:
-    """Stamp and publish; the ``ReceptionResponse`` body, or ``PublishFailedError`` when some entries failed."""
+def accept(submissions: list[EventSubmission], caller: Caller) -> list[PublishOutcome]:
+    """Stamp and publish; every event accepted, or ``PublishFailedError`` when some entries failed."""
     events = stamp_submissions(submissions, caller, publisher.bus_name)
     try:
         outcomes = publish_or_raise(events, publisher)
@@ -99,7 +108,7 @@ def accept(submissions: list[EventSubmission], caller: Caller) -> dict[str, Any]
     # Debug, not info: EventsAccepted counts them, and a line per request would cost more CPU than the
     # rest of a single-event request and ~$0.20 per million requests of CloudWatch Logs ingestion.
     logger.debug("events accepted", count=len(events), request_key=caller.request_key, subject=caller.subject)
-    return {"results": [result_of(outcome) for outcome in outcomes]}
+    return outcomes
 
 
 @logger.inject_lambda_context
@@ -112,7 +121,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if request is None:
         return resolver().resolve(event, context)
     try:
-        return proxy_response(200, accept(request.submissions, request.caller))
+        return json_proxy_response(200, accepted_body(accept(request.submissions, request.caller)))
     except PayloadTooLargeError:  # refused before anything was published: the resolver says why
         return resolver().resolve(event, context)
     except PublishFailedError as error:

@@ -223,7 +223,8 @@ def json_object_body(raw: bytes) -> tuple[str, dict[str, Any]]:
 
 def is_exact_path(path: str) -> bool:
     """False for a trailing ``/`` or any character outside printable ASCII (see ``check_exact_path``)."""
-    return not (len(path) > 1 and path.endswith("/")) and all("!" <= char <= "~" for char in path)
+    # printable ASCII but the space: "!" to "~"
+    return not (len(path) > 1 and path.endswith("/")) and path.isascii() and path.isprintable() and " " not in path
 
 
 def check_exact_path(event: APIGatewayProxyEvent) -> None:
@@ -310,9 +311,14 @@ def register_error_handlers(
 
 def proxy_response(status: int, body: Any) -> dict[str, Any]:
     """A JSON proxy response, exactly as the REST resolver serialises one (for paths that skip it)."""
+    return json_proxy_response(status, _RESPONSE_JSON.encode(body))
+
+
+def json_proxy_response(status: int, body: str) -> dict[str, Any]:
+    """``proxy_response`` of a body already serialised as the resolver would (compact, ASCII)."""
     return {
         "statusCode": status,
-        "body": _RESPONSE_JSON.encode(body),
+        "body": body,
         "isBase64Encoded": False,
         "multiValueHeaders": {"Content-Type": [JSON_MEDIA_TYPE]},
     }

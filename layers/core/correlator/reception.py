@@ -191,6 +191,15 @@ def publish_or_raise(envelopes: list[Envelope], publisher: EventPublisher) -> li
     return outcomes
 
 
+def accepted_body(outcomes: list[PublishOutcome]) -> str:
+    """The ``ReceptionResponse`` of events all accepted, as the resolver serialises it (compact, ASCII).
+
+    Written without an encoder pass: every field is a known ASCII string (ids are base64url).
+    """
+    results = ",".join([f'{{"id":"{outcome.event_id}","status":"accepted"}}' for outcome in outcomes])
+    return f'{{"results":[{results}]}}'
+
+
 def result_of(outcome: PublishOutcome) -> dict[str, Any]:
     result: dict[str, Any] = {"id": outcome.event_id, "status": outcome.status}
     if outcome.error_code:
