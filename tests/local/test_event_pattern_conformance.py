@@ -21,7 +21,7 @@ from moto import mock_aws
 from moto.events.exceptions import InvalidEventPatternException
 from moto.events.models import EventPattern
 
-from tests.local.eventbridge.cases import CASES, INVALID, Case
+from tests.local.eventbridge.cases import CASES, INVALID, QUAMINA_EXPLODER, Case
 
 REGION = "us-east-1"
 BUS = "conformance"
@@ -155,3 +155,28 @@ def test_a_rule_with_its_compiled_pattern_survives_pickling(events: Any) -> None
     assert copy.event_pattern.matches_event(event) is True
     assert copy.event_pattern.matches_event({"detail": {"items": [{"sku": "B-1"}], "ip": "10.1.2.3"}}) is False
     events.delete_rule(Name="pickled", EventBusName=BUS)
+
+
+@pytest.mark.parametrize(
+    ("expected", "values"),
+    [  # MachineComplexityEvaluatorTest.java: the figure each test asserts for these wildcard values
+        (1, ["*"]),
+        (3, ["*aa"]),
+        (4, ["a*bbb"]),
+        (5, ["a*b*bb"]),
+        (4, ["*abc", "*abcde"]),
+        (7, ["a*aaa", "aa*aa"]),
+        (6, ["ab*cd", "ab*wx", "ab*yz"]),
+        (7, ["*ab*b*b*"]),
+        (10, ["F*eatureFeature", "Fe*atureFeature", "Fea*tureFeature"]),
+        (11, ["a*a*a*a*a*a*"]),
+        (17, ["*a*a*a*a*a*a*a*a*"]),
+        (45, QUAMINA_EXPLODER),
+    ],
+)
+def test_wildcard_complexity_is_event_rulers(expected: int, values: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import local.event_pattern as patterns
+
+    monkeypatch.setattr(patterns, "MAX_COMPLEXITY", 1000)
+    rules = patterns.compile_pattern(json.dumps({"field": [{"wildcard": value} for value in values]}))
+    assert patterns.complexity(rules) == expected

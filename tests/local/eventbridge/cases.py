@@ -33,6 +33,46 @@ README = "RULER:README"
 COMPILER = "RULER:JsonRuleCompiler.java"
 BYTE_MACHINE = "RULER:ByteMachine.java"
 NESTED_ARRAYS = "RULER:GenericMachineTest.java#nestedArraysTest"
+# Wildcard complexity: how MachineComplexityEvaluator counts ("<input> is matched by N wildcard prefixes"),
+# the README's validate() example ("Rule is too complex" when over the limit) and EventBridge's wording
+# (DOC:eb-create-pattern-operators#eb-filtering-wildcard-matching-complexity: "If a rule is too complex,
+# EventBridge returns an InvalidEventPatternException"). The limit itself (10) is local.event_pattern's.
+COMPLEXITY = "RULER:MachineComplexityEvaluatorTest.java"
+TOO_COMPLEX = "RULER:README#matching-with-a-machine (Rule is too complex)"
+QUAMINA_EXPLODER = [
+    "aahed*",
+    "aal*ii",
+    "aargh*",
+    "aarti*",
+    "a*baca",
+    "*abaci",
+    "a*back",
+    "ab*acs",
+    "abaf*t",
+    "*abaka",
+    "ab*amp",
+    "a*band",
+    "*abase",
+    "abash*",
+    "abas*k",
+    "ab*ate",
+    "aba*ya",
+    "abbas*",
+    "abbed*",
+    "ab*bes",
+    "abbey*",
+    "*abbot",
+    "ab*cee",
+    "abea*m",
+    "abe*ar",
+    "a*bele",
+    "a*bers",
+    "abet*s",
+    "*abhor",
+    "abi*de",
+    "a*bies",
+    "*abled",
+]
 
 
 @dataclass(frozen=True)
@@ -640,5 +680,65 @@ CASES: Final[list[Case]] = [
         detail(state=[{"prefix": "r", "suffix": "g"}]),
         EC2,
         INVALID,
+    ),
+    # ---- wildcard complexity ("Rule is too complex") ----
+    Case(
+        f"{COMPLEXITY}#testEvaluateWordEndingInSameLetterThatFollowsWildcard (10: at the limit)",
+        detail(
+            state=[{"wildcard": "F*eatureFeature"}, {"wildcard": "Fe*atureFeature"}, {"wildcard": "Fea*tureFeature"}]
+        ),
+        ec2_with(state="FeatureFeature"),
+        True,
+    ),
+    Case(
+        f"{COMPLEXITY}#testEvaluateLongSequenceofWildcards (17: over it)",
+        detail(state=[{"wildcard": "*a*a*a*a*a*a*a*a*"}]),
+        ec2_with(state="aaaaaaaa"),
+        INVALID,
+    ),
+    Case(
+        f"{COMPLEXITY}#testEvaluateQuaminaExploder (45)",
+        detail(state=[{"wildcard": value} for value in QUAMINA_EXPLODER]),
+        EC2,
+        INVALID,
+    ),
+    Case(
+        f"{COMPLEXITY}#testEvaluateNestedMachinesViaNextNameStates (11, in a later field)",
+        {"source": ["aws.ec2"], "detail": {"state": [{"prefix": "b"}, {"wildcard": "a*a*a*a*a*a*"}]}},
+        EC2,
+        INVALID,
+    ),
+    Case(
+        f"{COMPLEXITY}#testEvaluateNestedMachinesViaNextNameStates (5: fine)",
+        detail(state=[{"prefix": "b"}, {"wildcard": "a*a*a*"}]),
+        ec2_with(state="aaa"),
+        True,
+    ),
+    Case(
+        f"{COMPLEXITY}#testEvaluateDuplicateWildcardPatterns (a repeated value counts once)",
+        detail(state=[{"wildcard": "*a*a*a*a*"}] * 3),
+        ec2_with(state="running"),
+        False,
+    ),
+    Case(
+        f"{TOO_COMPLEX} ($or alternatives of one field count together)",
+        {"$or": [detail(state=[{"wildcard": "*a*a*a*a*"}]), detail(state=[{"wildcard": "*b*b*b*b*"}])]},
+        EC2,
+        INVALID,
+    ),
+    Case(
+        f"{TOO_COMPLEX} (each field on its own: the worst one counts)",
+        {
+            "source": [{"wildcard": "*a*a*a*a*"}],
+            "detail": {"state": [{"wildcard": "*b*b*b*b*"}]},
+        },
+        EC2,
+        False,
+    ),
+    Case(
+        f"{COMPLEXITY}#getWildcardPatterns (only wildcard values count, not anything-but wildcards)",
+        detail(state=[{"anything-but": {"wildcard": ["*a*a*a*a*", "*b*b*b*b*", "*c*c*c*c*"]}}]),
+        EC2,
+        True,
     ),
 ]
