@@ -27,7 +27,7 @@ from correlator.configs import EmailConfig
 from correlator.delivery import Delivery
 from correlator.feedback import FeedbackOrigin
 from correlator.registry import ActionSpec, spec_of
-from functions.notification.notification import STATUS_FAILED, STATUS_SENT, failed
+from functions.notification.notification import STATUS_SENT, failed
 from functions.templating.templating import (
     TemplateError,
     TemplateFormat,
@@ -182,7 +182,6 @@ class EmailAction:
     """The email action: compose and send one email per delivery (the runner does it once and reports it)."""
 
     spec: ClassVar[ActionSpec] = spec_of("email")
-    metrics: ClassVar[Mapping[str, str]] = {STATUS_SENT: "EmailsSent", STATUS_FAILED: "EmailsFailed"}
 
     def __init__(
         self,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Collection, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from correlator.action import BatchOutcome, Result, check_delivery
 from correlator.configs import ActionConfig, LogConfig
-from correlator.delivery import Delivery, parse_delivery
+from correlator.delivery import Delivery, delivery_parts
 from correlator.event import Level
 from correlator.eventlog import EventLog, LogLineFormat, format_log_line
 from correlator.registry import ActionSpec, spec_of
+
+if TYPE_CHECKING:
+    from correlator.rules import Rule
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +31,29 @@ LEVEL_ACTIONS: dict[str, Level | None] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class LogRule:
+    """What the log action reads of a rule: its name and action (a log rule has no config).
+
+    Validating the whole rule model per line would make the writer import every action's rule
+    machinery (its cold start); the rules API validated the rule when it was written.
+    """
+
+    name: str
+    action: str
+    typed_config: LogConfig = field(default_factory=LogConfig)
+
+
 def parse_log_delivery(body: str) -> Delivery[ActionConfig]:
-    """A log queue message as a delivery; a message without a rule logs at the event's own level."""
-    message: Any = json.loads(body)
-    if isinstance(message, dict) and not message.get("rule"):
-        message = {**message, "rule": {"name": "log", "action": "log"}}
-    return parse_delivery(message)
+    """A log queue message as a delivery; a message without a rule logs at the event's own level.
+
+    ``ValueError`` (pydantic's included) when it is not a delivery, or its rule is not a log rule.
+    """
+    rule, event = delivery_parts(body)
+    name, action = rule.get("name", "log"), rule.get("action", "log")
+    if not isinstance(name, str) or action not in LEVEL_ACTIONS:
+        raise ValueError(f"not a log rule: name {name!r}, action {action!r}")
+    return Delivery(rule=cast("Rule", LogRule(name, action)), event=event)
 
 
 def log_line(delivery: Delivery[ActionConfig], line_format: LogLineFormat = LogLineFormat.PERSONIUM) -> str:
@@ -56,13 +76,6 @@ class LogAction:
     """
 
     spec: ClassVar[ActionSpec] = spec_of("log")
-    metrics: ClassVar[Mapping[str, str]] = {
-        "invalid": "LogRecordsInvalid",
-        WRITTEN: "LogLinesWritten",
-        ROTATED: "LogRotations",
-        ROTATION_FAILED: "LogRotationFailed",
-        ALREADY_WRITTEN: "LogLinesAlreadyWritten",
-    }
     reports: ClassVar[bool] = False
     parse = staticmethod(parse_log_delivery)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import ClassVar
@@ -153,11 +153,6 @@ class NotifyAction:
     """The notify action: one effect per service (the runner sends each once, through its steps, and reports it)."""
 
     spec: ClassVar[ActionSpec] = spec_of("notify")
-    metrics: ClassVar[Mapping[str, str]] = {
-        "sent": "NotificationsSent",
-        "failed": "NotificationsFailed",
-        "blocked": "NotificationsBlocked",
-    }
 
     def __init__(self, notifier: Notifier) -> None:
         self._notifier = notifier

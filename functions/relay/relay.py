@@ -379,12 +379,6 @@ class RelayAction:
     """The relay actions: one effect per delivery, retried later (``Result.retry``) while a retry may succeed."""
 
     spec: ClassVar[ActionSpec] = spec_of("relay")
-    metrics: ClassVar[Mapping[str, str]] = {
-        "delivered": "RelaysDelivered",
-        "rejected": "RelaysRejected",
-        "blocked": "RelaysBlocked",
-        "failed": "RelaysRetried",  # retryable: Lambda tries it again
-    }
 
     def __init__(
         self,

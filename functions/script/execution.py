@@ -263,11 +263,6 @@ class ScriptAction:
     """The script action: one run per delivery (the runner does it once and reports it); see the module docstring."""
 
     spec: ClassVar[ActionSpec] = spec_of("script")
-    metrics: ClassVar[Mapping[str, str]] = {
-        OK: "ScriptRunsSucceeded",
-        REJECTED: "ScriptRunsRejected",
-        FAILED: "ScriptRunsFailed",
-    }
 
     def __init__(
         self,

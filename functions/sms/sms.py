@@ -46,7 +46,7 @@ from correlator.retry import backoff, parse_retry_after
 from correlator.secrets import SECRET_MAX_AGE_SECONDS, SecretReader
 from correlator.text import mask_number
 from correlator.twilio_credentials import TwilioCredentials, read_credentials
-from functions.notification.notification import STATUS_DRY_RUN, STATUS_FAILED, STATUS_SENT, failed
+from functions.notification.notification import STATUS_DRY_RUN, STATUS_SENT, failed
 from functions.templating.templating import TemplateError, TemplateFormat, TemplateRenderer, template_variables
 
 logger = logging.getLogger(__name__)
@@ -342,11 +342,6 @@ class SmsAction:
     """
 
     spec: ClassVar[ActionSpec] = spec_of("sms")
-    metrics: ClassVar[Mapping[str, str]] = {
-        STATUS_SENT: "SmsSent",
-        STATUS_FAILED: "SmsFailed",
-        STATUS_DRY_RUN: "SmsDryRuns",
-    }
 
     def __init__(
         self, *, renderer: TemplateRenderer, sender: TwilioSender | None, feedback_url: str | None = None

@@ -75,3 +75,23 @@ def test_an_unknown_action_is_refused() -> None:
     assert raised.value.errors()[0]["loc"] == ("action",)
     with pytest.raises(KeyError):
         registry.spec_of("fax")
+
+
+def _custom_metrics(node: Any) -> set[str]:
+    """Every ``MetricName`` in the application's namespace under ``node`` (alarms, metric math)."""
+    if isinstance(node, dict):
+        found = {node["MetricName"]} if node.get("Namespace") == "Correlator" and "MetricName" in node else set()
+        return found.union(*(_custom_metrics(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_custom_metrics(value) for value in node))
+    return set()
+
+
+def test_every_action_metric_an_alarm_watches_is_one_the_runner_counts() -> None:
+    # GIVEN the metrics the template's alarms watch, and those the registry names for the actions
+    template: dict[str, Any] = load_yaml(TEMPLATE.read_text(encoding="utf-8"))
+    watched = _custom_metrics(template["Resources"])
+    counted = {name for spec in registry.ACTIONS for name in spec.metrics.values()}
+
+    # WHEN / THEN apart from the reception's, each is an action metric (a renamed one would never alarm)
+    assert watched - counted == {"EventsFailed"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, ClassVar
 
@@ -69,8 +69,7 @@ class NullLog:
 class TwoParts:
     """An action with two effects per delivery; ``outcomes`` says what each performs."""
 
-    spec: ClassVar[ActionSpec] = spec_of("email")
-    metrics: ClassVar[Mapping[str, str]] = {"sent": "Sent", "failed": "Failed"}
+    spec: ClassVar[ActionSpec] = replace(spec_of("email"), metrics={"sent": "Sent", "failed": "Failed"})
 
     def __init__(self, outcome: Callable[[str], Result]) -> None:
         self.outcome = outcome

@@ -11,7 +11,7 @@ every action:
 - **steps** around each effect, in order (``Step``): a delivery policy (deliver, suppress, hold,
   group) or an intent record plugs in here, for every action at once;
 - **the result event** (``correlator.delivery.emit_result``) of each ``Result``;
-- **metrics**: the action's metric for the result's ``status``, ``DuplicateDeliveries`` for a
+- **metrics**: the action's metric for the result's ``status`` (``ActionSpec.metrics``), ``DuplicateDeliveries`` for a
   replay;
 - **one "retry later" signal**, ``RetryLater``: raised by an effect (nothing reported or stored),
   or by the runner after reporting a ``Result`` with ``retry=True``. Out of a function invoked by
@@ -95,8 +95,7 @@ class Call:
 class Action(Protocol[ConfigT]):
     """An action invoked once per delivery (EventBridge → its function)."""
 
-    spec: ClassVar[ActionSpec]
-    metrics: ClassVar[Mapping[str, str]]  # result status -> metric name
+    spec: ClassVar[ActionSpec]  # its rule actions, config models and metrics (``correlator.registry``)
 
     def plan(self, delivery: Delivery[ConfigT], call: Call) -> Sequence[Effect]:
         """The effects of ``delivery``, not yet performed (the runner performs each once)."""
@@ -107,7 +106,6 @@ class QueueAction(Protocol[ConfigT]):
     """An action fed in batches from a queue: one shared write for the whole batch, at least once."""
 
     spec: ClassVar[ActionSpec]
-    metrics: ClassVar[Mapping[str, str]]
     reports: ClassVar[bool]  # emits result events
 
     def parse(self, body: str) -> Delivery[ActionConfig]:
@@ -163,15 +161,8 @@ def check_delivery(spec: ActionSpec, delivery: Delivery[ActionConfig]) -> None:
 
 
 class _Reporting:
-    def __init__(
-        self,
-        spec: ActionSpec,
-        names: Mapping[str, str],
-        emitter: InternalEventEmitter | None,
-        metrics: MetricsRecorder,
-    ) -> None:
-        self._spec = spec
-        self._names = names
+    def __init__(self, spec: ActionSpec, emitter: InternalEventEmitter | None, metrics: MetricsRecorder) -> None:
+        self._names = spec.metrics
         self.emitter = emitter
         self.metrics = metrics
 
@@ -221,7 +212,7 @@ class ActionRunner:
         self.once = once
         self.steps = tuple(steps)
         self._log = log
-        self._report = _Reporting(action.spec, action.metrics, emitter, metrics)
+        self._report = _Reporting(action.spec, emitter, metrics)
 
     def handle(self, payload: Mapping[str, Any], context: Invocation) -> dict[str, Any]:
         """Run the delivery in ``payload``: ``{"results": [{status, info, object, replayed}, ...]}``."""
@@ -275,7 +266,7 @@ class QueueRunner:
         if action.reports and emitter is None:
             raise ValueError(f"the {action.spec.name} action reports results: it needs an emitter")
         self.action = action
-        self._report = _Reporting(action.spec, action.metrics, emitter, metrics)
+        self._report = _Reporting(action.spec, emitter, metrics)
         self._processor = BatchProcessor(event_type=EventType.SQS)
 
     def handle(self, event: Mapping[str, Any]) -> PartialItemFailureResponse:

@@ -28,7 +28,7 @@ import logging
 import math
 import re
 import unicodedata
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -232,15 +232,6 @@ class CsvAction:
     """
 
     spec: ClassVar[ActionSpec] = spec_of("csv")
-    metrics: ClassVar[Mapping[str, str]] = {
-        WRITTEN: "CsvRowsWritten",
-        SKIPPED: "CsvRowsSkipped",
-        INVALID_KEY: "CsvRowsRejected",
-        UNREADABLE_HEADER: "CsvRowsRejected",
-        DROPPED: "CsvCellsDropped",
-        "invalid": "CsvRecordsFailed",
-        "failed": "CsvRecordsFailed",
-    }
     reports: ClassVar[bool] = True
     parse = staticmethod(parse_delivery)
 

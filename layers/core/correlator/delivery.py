@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from correlator.configs import ActionConfig
 from correlator.event import Event, Level, follow_up
 from correlator.internal import InternalEventEmitter
-from correlator.rules import Rule, canonical_action
+from correlator.registry import canonical_action
+
+if TYPE_CHECKING:
+    # Imported when a delivery is parsed: the log writer never validates a whole rule (its cold start).
+    from correlator.rules import Rule
 
 ConfigT = TypeVar("ConfigT", bound=ActionConfig, covariant=True)
 
@@ -46,12 +50,22 @@ class Delivery(Generic[ConfigT]):
 
 def parse_delivery(payload: Mapping[str, Any] | str) -> Delivery[ActionConfig]:
     """Parse a delivery; ``ValueError`` (incl. pydantic's) when it is not one."""
+    from correlator.rules import Rule
+
+    rule_json, event = delivery_parts(payload)
+    rule_json.pop("read_only", None)
+    return Delivery(rule=Rule.model_validate(rule_json), event=event)
+
+
+def delivery_parts(payload: Mapping[str, Any] | str) -> tuple[dict[str, Any], Event]:
+    """A delivery's rule JSON (not validated) and its event; ``ValueError`` (incl. pydantic's) when it is not one."""
     message: Any = json.loads(payload) if isinstance(payload, str) else payload
     if not isinstance(message, Mapping) or not isinstance(message.get("event"), Mapping):
         raise ValueError("a delivery is {'rule': {...}, 'event': <EventBridge event>}")
-    rule_json = dict(message.get("rule") or {})
-    rule_json.pop("read_only", None)
-    return Delivery(rule=Rule.model_validate(rule_json), event=Event.model_validate(message["event"].get("detail")))
+    rule = message.get("rule") or {}
+    if not isinstance(rule, Mapping):
+        raise ValueError("a delivery's rule is an object")
+    return dict(rule), Event.model_validate(message["event"].get("detail"))
 
 
 def emit_result(

@@ -20,8 +20,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from correlator import aws
+from correlator.retry import IDEMPOTENCY_EXPIRY_SECONDS
 
-IDEMPOTENCY_EXPIRY_SECONDS = 7 * 24 * 3600  # beyond EventBridge's 24 h of retries, Lambda's 6 h, manual redrives
 Result = TypeVar("Result", bound=Mapping[str, Any])
 
 

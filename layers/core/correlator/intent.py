@@ -26,7 +26,7 @@ from correlator import aws
 from correlator.action import Effect, Result
 from correlator.configs import ActionConfig
 from correlator.delivery import Delivery
-from correlator.idempotency import IDEMPOTENCY_EXPIRY_SECONDS
+from correlator.retry import IDEMPOTENCY_EXPIRY_SECONDS
 
 logger = logging.getLogger(__name__)
 

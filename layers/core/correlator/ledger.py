@@ -31,8 +31,7 @@ from typing import Any
 
 from correlator import aws
 from correlator.appender import ObjectState, S3Appender
-from correlator.idempotency import IDEMPOTENCY_EXPIRY_SECONDS
-from correlator.retry import backoff
+from correlator.retry import IDEMPOTENCY_EXPIRY_SECONDS, backoff
 
 INTENT_META = "append-intent"
 TABLE_ENV = "IDEMPOTENCY_TABLE_NAME"

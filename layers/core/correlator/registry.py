@@ -26,13 +26,16 @@ from correlator.configs import (
 
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
-    """One action: the rule actions it runs (each with its config model) and their aliases.
+    """One action: the rule actions it runs (each with its config model), its metrics and its aliases.
 
     ``name`` is the action's own name: its function or queue, its idempotency records' prefix.
+    ``metrics``: the metric the runner counts for each result status (statuses that share a metric add up;
+    ``invalid`` and ``failed`` are a queue runner's own: not a delivery, handed back to the queue).
     """
 
     name: str
     configs: Mapping[str, type[ActionConfig]]
+    metrics: Mapping[str, str] = field(default_factory=dict)  # result status -> metric name
     aliases: Mapping[str, str] = field(default_factory=dict)  # alias -> rule action it stands for
 
     @property
@@ -41,15 +44,58 @@ class ActionSpec:
         return tuple(self.configs)
 
 
+_LOG: dict[str, type[ActionConfig]] = {
+    "log": LogConfig,
+    "log.info": LogConfig,
+    "log.warn": LogConfig,
+    "log.error": LogConfig,
+}
+_RELAY: dict[str, type[ActionConfig]] = {
+    "relay": RelayConfig,
+    "relay.event": RelayEventConfig,
+    "relay.bus": RelayBusConfig,
+}
+_LOG_METRICS = {
+    "written": "LogLinesWritten",
+    "already_written": "LogLinesAlreadyWritten",
+    "rotated": "LogRotations",
+    "rotation_failed": "LogRotationFailed",
+    "invalid": "LogRecordsInvalid",
+}
+_CSV_METRICS = {
+    "written": "CsvRowsWritten",
+    "skipped": "CsvRowsSkipped",
+    "invalid_key": "CsvRowsRejected",
+    "unreadable_header": "CsvRowsRejected",
+    "dropped": "CsvCellsDropped",  # a count: payload keys without a column
+    "invalid": "CsvRecordsFailed",
+    "failed": "CsvRecordsFailed",
+}
+_RELAY_METRICS = {
+    "delivered": "RelaysDelivered",
+    "rejected": "RelaysRejected",
+    "blocked": "RelaysBlocked",
+    "failed": "RelaysRetried",  # retryable: Lambda tries it again
+}
+
 ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec("log", {"log": LogConfig, "log.info": LogConfig, "log.warn": LogConfig, "log.error": LogConfig}),
-    ActionSpec("email", {"email": EmailConfig}),
-    ActionSpec("sms", {"sms": SmsConfig}),
-    ActionSpec("csv", {"csv": CsvConfig}),
+    ActionSpec("log", _LOG, _LOG_METRICS),
+    ActionSpec("email", {"email": EmailConfig}, {"sent": "EmailsSent", "failed": "EmailsFailed"}),
+    ActionSpec("sms", {"sms": SmsConfig}, {"sent": "SmsSent", "failed": "SmsFailed", "dry-run": "SmsDryRuns"}),
+    ActionSpec("csv", {"csv": CsvConfig}, _CSV_METRICS),
     # ``exec`` is Personium's name for ``script``; both run the script action.
-    ActionSpec("script", {"script": ScriptConfig}, aliases={"exec": "script"}),
-    ActionSpec("relay", {"relay": RelayConfig, "relay.event": RelayEventConfig, "relay.bus": RelayBusConfig}),
-    ActionSpec("notify", {"notify": NotifyConfig}),
+    ActionSpec(
+        "script",
+        {"script": ScriptConfig},
+        {"ok": "ScriptRunsSucceeded", "rejected": "ScriptRunsRejected", "failed": "ScriptRunsFailed"},
+        aliases={"exec": "script"},
+    ),
+    ActionSpec("relay", _RELAY, _RELAY_METRICS),
+    ActionSpec(
+        "notify",
+        {"notify": NotifyConfig},
+        {"sent": "NotificationsSent", "failed": "NotificationsFailed", "blocked": "NotificationsBlocked"},
+    ),
 )
 
 ACTION_ALIASES: dict[str, str] = {alias: target for spec in ACTIONS for alias, target in spec.aliases.items()}

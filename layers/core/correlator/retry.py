@@ -10,6 +10,11 @@ import random
 import time
 from email.utils import parsedate_to_datetime
 
+# How long a record of "done" (idempotency, intents, append ledger) is kept: beyond EventBridge's 24 h of
+# retries, Lambda's 6 h, manual redrives. Here, not in correlator.idempotency: the writers' ledger must not
+# import Powertools idempotency (their cold start).
+IDEMPOTENCY_EXPIRY_SECONDS = 7 * 24 * 3600
+
 
 def backoff(retry: int, base: float, cap: float, *, full_jitter: bool = True) -> float:
     """Seconds to wait before retry number ``retry`` (1 for the first): ``base`` doubled each time, capped.
