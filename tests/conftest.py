@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
+from typing import Any, Protocol
 
 import pytest
 from aws_lambda_powertools import Metrics
@@ -15,6 +16,7 @@ from moto import mock_aws
 
 from local import moto_compat
 from tests.probe import BUS_NAME, REGION, BusProbe, create_bus_probe
+from tests.s3_doubles import s3_client
 from tests.samples import load_event
 
 # moto behaves like AWS where moto 5.2 does not (see local/moto_compat.py), in every test.
@@ -69,6 +71,37 @@ def aws() -> Iterator[None]:
 def bus_probe(aws: None) -> BusProbe:
     """The bus ``correlator-test`` with a rule routing every external and internal event to a queue."""
     return create_bus_probe()
+
+
+class BucketFor(Protocol):
+    def __call__(self, bucket: str, *, env: str | None = None, service: str | None = None) -> Any: ...
+
+
+@pytest.fixture
+def s3_bucket(aws: None, monkeypatch: pytest.MonkeyPatch) -> BucketFor:
+    """Creates a bucket in moto and names it to the function in ``env`` (``LOG_BUCKET_NAME``...); returns
+    the S3 client. ``service``: the function's ``POWERTOOLS_SERVICE_NAME``. Call it before importing the function."""
+
+    def create(bucket: str, *, env: str | None = None, service: str | None = None) -> Any:
+        if env:
+            monkeypatch.setenv(env, bucket)
+        if service:
+            monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", service)
+        client = s3_client()
+        client.create_bucket(Bucket=bucket)
+        return client
+
+    return create
+
+
+def handler_caller(module: ModuleType, context: LambdaContext) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Calls ``module.lambda_handler`` with ``context``: what the function answers for an event."""
+
+    def call(event: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = module.lambda_handler(event, context)
+        return response
+
+    return call
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from correlator.appender import MIN_PART_BYTES, AppendConflictError, S3Appender
-from local import moto_compat
-from tests.s3_doubles import S3Spy, fail_with, s3_client
+from tests.conftest import BucketFor
+from tests.s3_doubles import S3Spy, fail_with
 
 BUCKET = "correlator-appender-test"
 KEY = "logs/current/default.log"
@@ -22,11 +22,8 @@ META = {"generation": "1795359159778"}
 
 
 @pytest.fixture
-def s3(aws: None) -> Any:
-    moto_compat.apply()  # CompleteMultipartUpload honours If-Match, as on AWS
-    client = s3_client()
-    client.create_bucket(Bucket=BUCKET)
-    return client
+def s3(s3_bucket: BucketFor) -> Any:
+    return s3_bucket(BUCKET)
 
 
 @pytest.fixture

@@ -20,10 +20,9 @@ from correlator.appender import MIN_PART_BYTES, S3Appender
 from correlator.csvfiles import CONTENT_TYPE, CsvAction
 from correlator.internal import InternalEventEmitter
 from correlator.publisher import PublishOutcome
-from local import moto_compat
-from tests.conftest import fresh_import
+from tests.conftest import BucketFor, fresh_import, handler_caller
 from tests.probe import BusProbe
-from tests.s3_doubles import S3Spy, fail_with, s3_client
+from tests.s3_doubles import S3Spy, fail_with
 from tests.samples import load_event, sqs_batch
 
 WRITER_MODULE = "functions.csv_writer.app"
@@ -32,14 +31,9 @@ SALES_KEY = "csv/sales/2026-11-22.csv"
 
 
 @pytest.fixture
-def s3(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
+def s3(s3_bucket: BucketFor) -> Any:
     """The data bucket, and the writer's environment pointing at it."""
-    moto_compat.apply()  # CompleteMultipartUpload honours If-Match, as on AWS
-    monkeypatch.setenv("DATA_BUCKET_NAME", DATA_BUCKET)
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "csv-writer")
-    client = s3_client()
-    client.create_bucket(Bucket=DATA_BUCKET)
-    return client
+    return s3_bucket(DATA_BUCKET, env="DATA_BUCKET_NAME", service="csv-writer")
 
 
 @pytest.fixture
@@ -50,11 +44,7 @@ def writer(s3: Any, bus_probe: BusProbe) -> ModuleType:
 
 @pytest.fixture
 def invoke(writer: ModuleType, lambda_context: LambdaContext) -> Any:
-    def call(event: dict[str, Any]) -> dict[str, Any]:
-        response: dict[str, Any] = writer.lambda_handler(event, lambda_context)
-        return response
-
-    return call
+    return handler_caller(writer, lambda_context)
 
 
 # ---- helpers ----

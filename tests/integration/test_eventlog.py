@@ -22,8 +22,8 @@ from correlator.eventlog import (
     LogSettings,
     archive_key,
 )
-from local import moto_compat
-from tests.s3_doubles import S3Spy, s3_client
+from tests.conftest import BucketFor
+from tests.s3_doubles import S3Spy
 
 BUCKET = "correlator-eventlog-test"
 MIB = 1024 * 1024
@@ -43,11 +43,8 @@ class Clock:
 
 
 @pytest.fixture
-def s3(aws: None) -> Any:
-    moto_compat.apply()  # CompleteMultipartUpload honours If-Match, as on AWS
-    client = s3_client()
-    client.create_bucket(Bucket=BUCKET)
-    return client
+def s3(s3_bucket: BucketFor) -> Any:
+    return s3_bucket(BUCKET)
 
 
 @pytest.fixture

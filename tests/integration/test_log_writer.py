@@ -14,9 +14,8 @@ from botocore.exceptions import ClientError
 
 from correlator.appender import MIN_PART_BYTES
 from correlator.eventlog import ARCHIVE_PREFIX, CURRENT_KEY, LogSettings
-from local import moto_compat
-from tests.conftest import fresh_import
-from tests.s3_doubles import S3Spy, fail_with, s3_client
+from tests.conftest import BucketFor, fresh_import, handler_caller
+from tests.s3_doubles import S3Spy, fail_with
 from tests.samples import load_event
 
 WRITER_MODULE = "functions.log_writer.app"
@@ -32,14 +31,9 @@ SAMPLE_LINES = [
 
 
 @pytest.fixture
-def s3(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
+def s3(s3_bucket: BucketFor) -> Any:
     """The log bucket, and the writer's environment pointing at it."""
-    moto_compat.apply()  # CompleteMultipartUpload honours If-Match, as on AWS
-    monkeypatch.setenv("LOG_BUCKET_NAME", LOG_BUCKET)
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "log-writer")
-    client = s3_client()
-    client.create_bucket(Bucket=LOG_BUCKET)
-    return client
+    return s3_bucket(LOG_BUCKET, env="LOG_BUCKET_NAME", service="log-writer")
 
 
 @pytest.fixture
@@ -50,11 +44,7 @@ def writer(s3: Any) -> ModuleType:
 
 @pytest.fixture
 def invoke(writer: ModuleType, lambda_context: LambdaContext) -> Any:
-    def call(event: dict[str, Any]) -> dict[str, Any]:
-        response: dict[str, Any] = writer.lambda_handler(event, lambda_context)
-        return response
-
-    return call
+    return handler_caller(writer, lambda_context)
 
 
 def current_log(s3: Any) -> str:

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from correlator.eventlog import ARCHIVE_PREFIX, CURRENT_KEY, SETTINGS_KEY
-from tests.conftest import fresh_import
+from tests.conftest import BucketFor, fresh_import
 from tests.probe import BUS_NAME, REGION, BusProbe
-from tests.s3_doubles import all_objects, s3_client
+from tests.s3_doubles import all_objects
 from tests.samples import HOSTILE_BODIES, HostileBody, load_event, with_headers, with_raw_body
 
 LOGS_MODULE = "functions.logs.app"
@@ -64,13 +64,9 @@ class HttpResponse:
 
 
 @pytest.fixture
-def s3(bus_probe: BusProbe, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The log bucket (moto is running: the bus probe started it), and the function's environment."""
-    monkeypatch.setenv("LOG_BUCKET_NAME", LOG_BUCKET)
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "logs")
-    client = s3_client()
-    client.create_bucket(Bucket=LOG_BUCKET)
-    return client
+def s3(bus_probe: BusProbe, s3_bucket: BucketFor) -> Any:
+    """The log bucket (the bus probe receives the audit events), and the function's environment."""
+    return s3_bucket(LOG_BUCKET, env="LOG_BUCKET_NAME", service="logs")
 
 
 @pytest.fixture

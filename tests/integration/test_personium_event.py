@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tests.conftest import fresh_import
+from tests.conftest import BucketFor, fresh_import
 from tests.probe import BusProbe
 from tests.samples import load_event, with_headers
 
@@ -36,9 +36,9 @@ Send = Callable[..., HttpResponse]
 
 
 @pytest.fixture
-def personium(aws: None, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+def personium(s3_bucket: BucketFor) -> ModuleType:
     # The function also serves /__log, so it names the log bucket at import, as on Lambda.
-    monkeypatch.setenv("LOG_BUCKET_NAME", "correlator-test-log")
+    s3_bucket("correlator-test-log", env="LOG_BUCKET_NAME")
     return fresh_import(PERSONIUM_MODULE)
 
 

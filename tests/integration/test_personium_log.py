@@ -15,9 +15,9 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator.eventlog import ARCHIVE_PREFIX, CURRENT_KEY
-from tests.conftest import fresh_import
+from tests.conftest import BucketFor, fresh_import
 from tests.probe import BusProbe
-from tests.s3_doubles import all_objects, s3_client
+from tests.s3_doubles import all_objects
 from tests.samples import load_event, with_headers
 
 PERSONIUM_MODULE = "functions.personium.app"
@@ -44,11 +44,8 @@ class HttpResponse:
 
 
 @pytest.fixture
-def s3(bus_probe: BusProbe, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("LOG_BUCKET_NAME", LOG_BUCKET)
-    client = s3_client()
-    client.create_bucket(Bucket=LOG_BUCKET)
-    return client
+def s3(bus_probe: BusProbe, s3_bucket: BucketFor) -> Any:
+    return s3_bucket(LOG_BUCKET, env="LOG_BUCKET_NAME")
 
 
 @pytest.fixture
