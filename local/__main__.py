@@ -39,6 +39,7 @@ from local.settings import (
     template_environment,
 )
 from local.template import Template
+from local.throttle import Limiter
 
 log = logging.getLogger("local")
 MAX_CONNECTIONS = 100
@@ -103,10 +104,12 @@ class Stack:
         sqs = DirectSqs(clients["sqs"], settings.account_id, settings.region)  # the pollers call moto in-process
         self.delivery = Delivery(sqs, clients["events"], functions, settings.stack_name)
         inventory = Provisioner(template, clients, self.delivery).provision(functions)
+        limiter = Limiter()  # usage-plan quota counts: kept with the state
         store = state.StateStore(
             settings.state_dir,
             state.fingerprint(settings.template, environ, settings.stack_name),
             settings.save_seconds,
+            extras={"usage-plans": limiter},
         )
         self.restored = not self.fresh and store.restore()
         for function in functions.values():
@@ -119,7 +122,7 @@ class Stack:
             for trigger in function.triggers.unsupported:
                 log.warning("%s: event %s is not wired locally", function.logical_id, trigger)
         routes = routes_of(template, functions.values())
-        self.server = ApiHttpServer(Gateway(Router(routes), settings), settings)
+        self.server = ApiHttpServer(Gateway(Router(routes), settings, limiter), settings)
         self.delivery.start()
         self.scheduler = LocalScheduler(
             moto_schedules(settings.account_id, settings.region),

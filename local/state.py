@@ -16,6 +16,8 @@ same template, stack name and parameters (its ``fingerprint``); otherwise it is 
 stack starts fresh, saying so. Messages that were in flight come back visible (their consumer is
 gone), so a delivery cut short by a SIGKILL runs again (at least once, as SQS promises).
 SSM parameters are not kept (moto's SSM backend cannot be pickled); the template's are re-created.
+The runner's own state that must outlive a restart (the usage plans' quota counts) is saved in the
+same snapshot (``extras``: objects with ``snapshot()`` and ``restore(saved)``).
 """
 
 from __future__ import annotations
@@ -31,13 +33,21 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("local.state")
 
 SERVICES = ("events", "sqs", "s3", "dynamodb", "ses", "sesv2", "secretsmanager", "scheduler")
 FILE_NAME = "moto.pickle"
 FORMAT = 1
+
+
+class Extra(Protocol):
+    """Runner state kept in the snapshot next to moto's."""
+
+    def snapshot(self) -> Any: ...
+
+    def restore(self, saved: Any) -> None: ...
 
 
 class Gate:
@@ -148,8 +158,11 @@ def _backends() -> dict[str, Any]:
 class StateStore:
     """Saves moto's backends to ``directory`` and restores them from there."""
 
-    def __init__(self, directory: Path, fingerprint: str, interval: float) -> None:
+    def __init__(
+        self, directory: Path, fingerprint: str, interval: float, extras: Mapping[str, Extra] | None = None
+    ) -> None:
         self.path = directory / FILE_NAME
+        self.extras = dict(extras or {})
         self.fingerprint = fingerprint
         self.interval = interval
         self._stop = threading.Event()
@@ -175,6 +188,9 @@ class StateStore:
                 for region, backend in regions.items():
                     backends[service][account][region] = backend
         _requeue_in_flight(saved["backends"].get("sqs", {}))
+        for name, extra in self.extras.items():
+            if name in saved.get("extras", {}):
+                extra.restore(saved["extras"][name])
         log.info("state restored from %s (saved %s)", self.path, time.strftime("%H:%M:%S", time.localtime(saved["at"])))
         return True
 
@@ -193,8 +209,15 @@ class StateStore:
                     service: {account: dict(regions) for account, regions in backend.items()}
                     for service, backend in backends.items()
                 }
+                extras = {name: extra.snapshot() for name, extra in self.extras.items()}
                 _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(
-                    {"format": FORMAT, "fingerprint": self.fingerprint, "at": time.time(), "backends": data}
+                    {
+                        "format": FORMAT,
+                        "fingerprint": self.fingerprint,
+                        "at": time.time(),
+                        "backends": data,
+                        "extras": extras,
+                    }
                 )
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.path.with_name(f"{FILE_NAME}.tmp")

@@ -8,9 +8,12 @@ either limit is answered like API Gateway: 429 with ``{"message": "Too Many Requ
 ``x-amzn-ErrorType: TooManyRequestsException``, or ``{"message": "Limit Exceeded"}`` and
 ``LimitExceededException`` once the quota is spent; the handler is not invoked.
 
-Differences from AWS: counters live in memory (a restart starts them afresh), a quota period
-starts on a UTC boundary (Monday for WEEK, the 1st for MONTH; the usage plan's ``Offset`` is
-ignored), and the account- and stage-level throttles are not applied.
+Quota counts are kept with the stack's state (``local.state``: saved with moto's, restored at
+start, reset by ``--fresh``/``make clean-state``), so a restart does not hand out a new day's or
+month's quota; token buckets start full after a restart.
+
+Differences from AWS: a quota period starts on a UTC boundary (Monday for WEEK, the 1st for
+MONTH; the usage plan's ``Offset`` is ignored), and the account- and stage-level throttles are not applied.
 """
 
 from __future__ import annotations
@@ -85,14 +88,29 @@ class Limiter:
         self.clock = clock
         self.today = today
         self._usage: dict[tuple[str, str], _Usage] = {}
+        self._restored: dict[tuple[str, str], tuple[tuple[int, ...], int]] = {}
         self._lock = threading.Lock()
+
+    def snapshot(self) -> dict[tuple[str, str], tuple[tuple[int, ...], int]]:
+        """The quota counts to keep across a restart: (API, key) -> (quota period, requests in it)."""
+        with self._lock:
+            return {**self._restored, **{key: (usage.period, usage.count) for key, usage in self._usage.items()}}
+
+    def restore(self, saved: Mapping[tuple[str, str], tuple[tuple[int, ...], int]]) -> None:
+        """Take up the quota counts of ``snapshot`` (a request in another period starts a new count)."""
+        with self._lock:
+            self._restored = dict(saved)
+            self._usage.clear()
 
     def admit(self, plan: UsagePlan, api_id: str, key_id: str) -> Refusal | None:
         """None if the request may go on (and count it), else why it is refused."""
         now, period = self.clock(), plan.period_of(self.today())
         capacity = float(plan.burst if plan.burst is not None else max(1, math.ceil(plan.rate or 1)))
         with self._lock:
-            usage = self._usage.setdefault((api_id, key_id), _Usage(capacity, now, period))
+            usage = self._usage.get((api_id, key_id))
+            if usage is None:
+                period_then, count = self._restored.pop((api_id, key_id), (period, 0))
+                usage = self._usage[(api_id, key_id)] = _Usage(capacity, now, period_then, count)
             if plan.rate is not None:
                 usage.tokens = min(capacity, usage.tokens + (now - usage.refilled) * plan.rate)
             usage.refilled = now

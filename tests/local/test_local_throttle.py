@@ -124,3 +124,36 @@ def test_a_request_without_the_key_is_forbidden_before_any_throttle() -> None:
 )
 def test_the_usage_plan_comes_from_sam_auth(auth: dict[str, object], expected: UsagePlan | None) -> None:
     assert UsagePlan.from_sam_auth(auth) == expected
+
+
+def test_quota_counts_survive_a_restart_through_the_state_directory(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from moto import mock_aws
+
+    from local.state import StateStore
+    from local.throttle import QUOTA_EXCEEDED
+
+    # GIVEN a stack whose key used 2 of its 3 requests today, then saved its state and stopped
+    directory = Path(str(tmp_path))
+    plan = UsagePlan(quota=3, period="DAY")
+    clock = Clock()
+    with mock_aws():
+        before = Limiter(clock.monotonic, clock.today)
+        assert before.admit(plan, "api", "key") is None
+        assert before.admit(plan, "api", "key") is None
+        StateStore(directory, "same", 5.0, extras={"usage-plans": before}).save()
+
+        # WHEN it starts again from the state directory, and when it starts --fresh
+        after = Limiter(clock.monotonic, clock.today)
+        restored = StateStore(directory, "same", 5.0, extras={"usage-plans": after}).restore()
+        fresh = Limiter(clock.monotonic, clock.today)
+
+        # THEN the restored stack has one request left today; a fresh one has the whole quota
+        assert restored
+        assert after.admit(plan, "api", "key") is None
+        assert after.admit(plan, "api", "key") == QUOTA_EXCEEDED
+        assert [fresh.admit(plan, "api", "key") for _ in range(3)] == [None, None, None]
+        # AND the next day the restored count starts over
+        clock.day += timedelta(days=1)
+        assert after.admit(plan, "api", "key") is None
