@@ -16,9 +16,10 @@ from correlator.csvfiles import CsvAction
 from correlator.internal import bus_emitter
 from correlator.ledger import append_ledger
 from correlator.logs import function_logger
+from correlator.tracing import PATCH_MODULES
 
 logger = function_logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
 
 

@@ -16,13 +16,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from correlator import aws
 from correlator.bootstrap import action_runner
 from correlator.logs import function_logger
+from correlator.tracing import PATCH_MODULES
 from functions.email.mail import EmailAction
 from functions.templating.templating import TemplateRenderer
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 logger = function_logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
 
 

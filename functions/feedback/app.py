@@ -24,11 +24,12 @@ from correlator.feedback import email_feedback
 from correlator.internal import bus_emitter
 from correlator.logs import function_logger
 from correlator.secrets import SecretReader
+from correlator.tracing import PATCH_MODULES
 from correlator.twilio_credentials import read_credentials
 from functions.feedback.twilio_status import receive_twilio_status, twilio_signed_url
 
 logger = function_logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 register_error_handlers(app, json_bodies=False)  # Twilio posts a form, not JSON

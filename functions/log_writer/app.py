@@ -15,10 +15,11 @@ from correlator.appender import S3Appender
 from correlator.eventlog import EventLog, LogLineFormat
 from correlator.ledger import append_ledger
 from correlator.logs import function_logger
+from correlator.tracing import PATCH_MODULES
 from functions.log_writer.logwriter import LogAction
 
 logger = function_logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
 runner = QueueRunner(
     LogAction(

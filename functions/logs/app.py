@@ -27,6 +27,7 @@ from correlator.eventlog import (
 )
 from correlator.internal import bus_emitter
 from correlator.logs import function_logger
+from correlator.tracing import PATCH_MODULES
 
 PRESIGNED_URL_SECONDS = 300
 EVENT_TYPES: dict[RouteKey, str] = {
@@ -40,7 +41,7 @@ EVENT_TYPES: dict[RouteKey, str] = {
 }
 
 logger = function_logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 

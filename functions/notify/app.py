@@ -19,10 +19,11 @@ from correlator.bootstrap import action_runner
 from correlator.logs import function_logger
 from correlator.secrets import SecretReader
 from correlator.ssrf import AllowList
+from correlator.tracing import PATCH_MODULES_WITH_REQUESTS
 from functions.notify.notify import Notifier, NotifyAction
 
 logger = function_logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=PATCH_MODULES_WITH_REQUESTS)
 metrics = Metrics()
 
 notifier = Notifier(

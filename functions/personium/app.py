@@ -50,9 +50,10 @@ from correlator.personium_log import (
 )
 from correlator.publisher import EventPublisher
 from correlator.reception import MAX_BODY_BYTES, publish_or_raise, stamp_submissions
+from correlator.tracing import PATCH_MODULES
 
 logger = function_logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
 app = APIGatewayRestResolver()
 publisher = EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"])

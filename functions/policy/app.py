@@ -22,9 +22,10 @@ from correlator import aws
 from correlator.internal import bus_emitter
 from correlator.logs import function_logger
 from correlator.policy_gate import Flusher, policy_state_from_env
+from correlator.tracing import PATCH_MODULES
 
 logger = function_logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 lambda_client = aws.client("lambda")

@@ -22,13 +22,14 @@ from correlator.logs import function_logger
 from correlator.publisher import EventPublisher
 from correlator.relay_policy import RelaySettings
 from correlator.secrets import SecretReader
+from correlator.tracing import PATCH_MODULES
 from functions.relay.relay import RelayAction
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
 logger = function_logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
 settings = RelaySettings.from_env(os.environ)
 events: EventBridgeClient = aws.client("events")

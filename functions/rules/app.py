@@ -27,6 +27,7 @@ from correlator.relay_policy import RelaySettings, check_relay_rule
 from correlator.rulelock import RuleWriteLease
 from correlator.rules import RULE_NAME_PATTERN, Rule, RuleView
 from correlator.rulestore import RuleStore, deployment_from_env
+from correlator.tracing import PATCH_MODULES
 
 EVENT_TYPES: dict[RouteKey, str] = {
     ("POST", "/rules"): "rule.create",
@@ -38,7 +39,7 @@ EVENT_TYPES: dict[RouteKey, str] = {
 }
 
 logger = function_logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 

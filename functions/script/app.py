@@ -15,10 +15,11 @@ from correlator.bootstrap import action_runner
 from correlator.csvfiles import DataFiles
 from correlator.logs import function_logger
 from correlator.publisher import EventPublisher
+from correlator.tracing import PATCH_MODULES
 from functions.script.execution import ScriptAction, ScriptRegistry, load_script_package, parse_function_arns
 
 logger = function_logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
 
 # The registered scripts: the package beside this file, loaded from that fixed path. In Lambda this

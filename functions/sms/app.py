@@ -18,13 +18,14 @@ from correlator import aws
 from correlator.bootstrap import action_runner
 from correlator.intent import IntentRecords
 from correlator.logs import function_logger
+from correlator.tracing import PATCH_MODULES_WITH_REQUESTS
 from functions.sms.sms import SmsAction, TwilioSender
 from functions.templating.templating import TemplateRenderer
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 logger = function_logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=PATCH_MODULES_WITH_REQUESTS)
 metrics = Metrics()
 
 
