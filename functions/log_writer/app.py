@@ -1,4 +1,4 @@
-"""Log writer: consumes the log queue and appends one event-log line per delivery to S3."""
+"""Log writer: appends event-log lines to S3 from the log queue, or from objects Firehose staged (``staged``)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,25 @@ from correlator.ledger import append_ledger
 from correlator.logs import function_logger
 from correlator.tracing import PATCH_MODULES
 from functions.log_writer.logwriter import LogAction
+from functions.log_writer.staged import DeadLetters, StagedLogRunner
 
 logger = function_logger()
 tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
-runner = QueueRunner(
-    LogAction(
-        EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"]), ledger=append_ledger("log-writer")),
-        LogLineFormat.from_env(os.environ),
-    ),
-    metrics=metrics,  # no emitter: the log action emits no result events (it is the record)
+s3 = aws.client("s3")
+action = LogAction(
+    EventLog(S3Appender(s3, os.environ["LOG_BUCKET_NAME"]), ledger=append_ledger("log-writer")),
+    LogLineFormat.from_env(os.environ),
+)
+runner = QueueRunner(action, metrics=metrics)  # no emitter: the log action emits no result events (it is the record)
+# EventLogDelivery=Firehose: S3 notifications of the objects Firehose staged arrive on this queue.
+STAGING_QUEUE_ARN = os.environ.get("LOG_STAGING_QUEUE_ARN") or None
+staged_runner = (
+    StagedLogRunner(
+        action, s3, DeadLetters(aws.client("sqs"), os.environ.get("LOG_DEAD_LETTER_QUEUE_URL")), metrics=metrics
+    )
+    if STAGING_QUEUE_ARN
+    else None
 )
 
 
@@ -35,4 +44,7 @@ runner = QueueRunner(
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     # One append per batch, exactly once under redelivery; if it fails, the whole batch is retried.
+    records = event.get("Records") or [{}]
+    if staged_runner is not None and records[0].get("eventSourceARN") == STAGING_QUEUE_ARN:
+        return staged_runner.handle(event)
     return runner.handle(event)

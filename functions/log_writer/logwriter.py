@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from correlator.action import BatchOutcome, Result, check_delivery
 from correlator.configs import ActionConfig, LogConfig
@@ -44,8 +44,8 @@ class LogRule:
     typed_config: LogConfig = field(default_factory=LogConfig)
 
 
-def parse_log_delivery(body: str) -> Delivery[ActionConfig]:
-    """A log queue message as a delivery; a message without a rule logs at the event's own level.
+def parse_log_delivery(body: str | Mapping[str, Any]) -> Delivery[ActionConfig]:
+    """A log queue message (or a staged record, already parsed) as a delivery; without a rule: the ``log`` action.
 
     ``ValueError`` (pydantic's included) when it is not a delivery, or its rule is not a log rule.
     """
@@ -99,28 +99,38 @@ class LogAction:
             }
         )
         pending = [(message_id, delivery) for message_id, delivery in deliveries if message_id not in written]
-        settings = self.log.settings()
-        if pending:
-            state = self.log.append(
-                "".join(log_line(delivery, self.line_format) for _, delivery in pending),
+        outcome.counts.update(
+            self.write(
+                [log_line(delivery, self.line_format) for _, delivery in pending],
                 [message_id for message_id, _ in pending],
+                recovering=bool(written),
             )
-            logger.info("appended", extra={"lines": len(pending), "size": state.size})
+        )
+        return outcome
+
+    def write(self, lines: Sequence[str], ledger_ids: Sequence[str], *, recovering: bool) -> dict[str, int]:
+        """Append ``lines`` as one intent carrying ``ledger_ids``, then rotate if due; the rotation counts.
+
+        ``recovering``: some of the work was already written by a writer that may have died before its
+        rotation; with nothing new to append, the rotation is completed all the same.
+        """
+        settings = self.log.settings()
+        if ledger_ids:
+            state = self.log.append("".join(lines), ledger_ids)
+            logger.info("appended", extra={"lines": len(lines), "size": state.size})
             if state.size < settings.rotation_bytes:
-                return outcome
-        elif not written:
-            return outcome
+                return {}
+        elif not recovering:
+            return {}
         try:
             rotated, pruned = self.log.rotate_and_prune(settings)
         except Exception:
-            outcome.counts[ROTATION_FAILED] = 1
             if self.log.ledger is not None:
                 # The lines are written and recorded: failing the batch gets it redelivered, which completes
                 # the rotation without appending them again (a half-done one shows its lines twice meanwhile).
                 logger.exception("rotation failed; the batch is redelivered to complete it")
                 raise
             logger.exception("rotation failed; the next batch retries it")
-        else:
-            logger.info("rotated", extra={"archive": rotated, "pruned": pruned})
-            outcome.counts[ROTATED] = 1 if rotated else 0
-        return outcome
+            return {ROTATION_FAILED: 1}
+        logger.info("rotated", extra={"archive": rotated, "pruned": pruned})
+        return {ROTATED: 1 if rotated else 0}
