@@ -43,7 +43,7 @@ from local.throttle import Limiter
 
 log = logging.getLogger("local")
 MAX_CONNECTIONS = 100
-SERVICES = ("events", "sqs", "s3", "dynamodb", "ssm", "sesv2", "secretsmanager", "scheduler")
+SERVICES = ("events", "sqs", "s3", "dynamodb", "ssm", "sesv2", "secretsmanager", "scheduler", "firehose")
 
 
 class Clients(Mapping[str, Any]):

@@ -14,6 +14,11 @@ Only documented AWS behaviour goes here, so code that is correct on AWS is also 
   that queue at delivery time, while the rule keeps its real Lambda target, as on AWS. An
   asynchronous ``Invoke`` (``InvocationType=Event``, how the policy flusher hands a digest to an
   action function) of a routed function goes to the same queue.
+* Firehose rule targets: moto raises NotImplementedError. A matching event goes, after the
+  target's InputTransformer, to moto's ``PutRecordBatch`` of that stream as one record (with a
+  newline when the stream appends a delimiter, which moto's S3 destination does not). moto writes
+  one S3 object per call (no buffering) and S3's notifications of it fire in the server. A record
+  Firehose refuses is logged, where EventBridge would retry it and then dead-letter it.
 * Event patterns are validated and matched as EventBridge does (``local.event_pattern``, after
   aws/event-ruler) instead of by moto's engine, which does not flatten arrays of objects, counts
   ``[]``/``{}`` as present, lets ``true`` equal ``1`` and accepts invalid patterns. ``PutRule``
@@ -111,13 +116,17 @@ def _patch_rule_delivery() -> None:
         if self.state == "DISABLED":
             return None
         router = _lambda_router
+        streams = [target for target in self.targets if ":firehose:" in target["Arn"]]
         routes = router is not None and any(":lambda:" in target["Arn"] for target in self.targets)
         constant = any("Input" in target for target in self.targets)
-        if not routes and not constant:
+        if not routes and not constant and not streams:
             return original(self, original_event, transform_input)
+        if streams and self.event_pattern.matches_event(original_event):
+            for target in streams:
+                _put_firehose_record(_delivered_target(target, None), original_event, transform_input)
         routed = copy.copy(self)  # the rule itself keeps its targets
-        routed.targets = [_delivered_target(target, router) for target in self.targets]
-        return original(routed, original_event, transform_input)
+        routed.targets = [_delivered_target(target, router) for target in self.targets if target not in streams]
+        return original(routed, original_event, transform_input) if routed.targets else None
 
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
 
@@ -145,6 +154,42 @@ def _patch_event_account() -> None:
         EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
             '"source": "<source>", ', '"source": "<source>", "account": "<account>", '
         )
+
+
+def _put_firehose_record(target: Any, event: Any, transform_input: bool) -> None:
+    """One rule delivery to a Firehose stream, as EventBridge makes it: the transformed event, one record."""
+    import json
+    import logging
+
+    from moto.events.utils import EventTemplateParser
+    from moto.firehose.models import firehose_backends
+
+    transformer = target.get("InputTransformer") or {}
+    body = (
+        EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate") or "",
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event=event,
+        )
+        if transform_input
+        else event
+    )
+    _, _, _, region, account, resource = target["Arn"].split(":", 5)
+    name = resource.split("/", 1)[-1]
+    backend = firehose_backends[account][region]
+    stream = backend.delivery_streams.get(name)
+    processors = [
+        processor.get("Type")
+        for destination in (stream.destinations if stream else [])
+        for config in destination.values()
+        if isinstance(config, dict)
+        for processor in ((config.get("ProcessingConfiguration") or {}).get("Processors") or [])
+    ]
+    delimiter = b"\n" if "AppendDelimiterToRecord" in processors else b""
+    try:
+        backend.put_record_batch(name, [{"Data": json.dumps(body).encode() + delimiter}])
+    except Exception:  # EventBridge would retry, then dead-letter: locally the failure is logged
+        logging.getLogger("local.delivery").exception("could not put a record on Firehose stream %s", name)
 
 
 def _patch_async_invoke() -> None:

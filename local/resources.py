@@ -129,6 +129,7 @@ class Provisioner:
             "AWS::SES::EmailIdentity": self._email_identity,
             "AWS::SecretsManager::Secret": self._secret,
             "AWS::Scheduler::ScheduleGroup": self._schedule_group,
+            "AWS::KinesisFirehose::DeliveryStream": self._delivery_stream,
         }
 
     def default_name(self, logical_id: str, limit: int = 64) -> str:
@@ -302,6 +303,9 @@ class Provisioner:
             ),
             "OwnershipControls": lambda value: s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=value),
             "Tags": lambda value: s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": _tags(properties)}),
+            "NotificationConfiguration": lambda value: s3.put_bucket_notification_configuration(
+                Bucket=name, NotificationConfiguration=_notification_configuration(value)
+            ),
         }
         for key, value in properties.items():
             if key == "VersioningConfiguration":
@@ -319,6 +323,20 @@ class Provisioner:
             "DomainName": f"{name}.s3.amazonaws.com",
             "RegionalDomainName": f"{name}.s3.{self.template.region}.amazonaws.com",
         }
+
+    # -- Firehose ----------------------------------------------------------------------------------
+    def _delivery_stream(self, logical_id: str, properties: dict[str, Any]) -> Attributes:
+        """A Direct PUT stream to S3 (moto writes one object per PutRecord(Batch): no buffering locally)."""
+        name = str(properties.get("DeliveryStreamName") or self.default_name(logical_id))
+        kwargs: dict[str, Any] = {
+            "DeliveryStreamName": name,
+            "DeliveryStreamType": properties.get("DeliveryStreamType", "DirectPut"),
+        }
+        for key in ("ExtendedS3DestinationConfiguration", "S3DestinationConfiguration"):
+            if key in properties:
+                kwargs[key] = _int_leaves(properties[key])
+        arn = self.clients["firehose"].create_delivery_stream(**kwargs)["DeliveryStreamARN"]
+        return {"Ref": name, "Arn": arn}
 
     # -- DynamoDB ----------------------------------------------------------------------------------
     def _table(self, logical_id: str, properties: dict[str, Any]) -> Attributes:
@@ -411,6 +429,38 @@ class Provisioner:
         name = str(properties.get("Name") or self.default_name(logical_id))
         arn = self.clients["scheduler"].create_schedule_group(Name=name)["ScheduleGroupArn"]
         return {"Ref": name, "Arn": arn}
+
+
+def _int_leaves(node: Any) -> Any:
+    """Template numbers (strings after ``!Ref`` of a Number parameter) as the API's integers; ``Enabled`` as bools."""
+    if isinstance(node, dict):
+        return {key: _int_leaves(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_int_leaves(value) for value in node]
+    if isinstance(node, str) and node.isdigit():
+        return int(node)
+    if isinstance(node, str) and node in ("true", "false"):
+        return node == "true"
+    return node
+
+
+def _notification_configuration(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A CloudFormation ``NotificationConfiguration`` as the S3 API takes it (queues and topics; Lambda is not run)."""
+    converted: dict[str, Any] = {}
+    for cfn, api, target in (
+        ("QueueConfigurations", "QueueConfigurations", ("Queue", "QueueArn")),
+        ("TopicConfigurations", "TopicConfigurations", ("Topic", "TopicArn")),
+    ):
+        items = []
+        for item in value.get(cfn) or []:
+            entry: dict[str, Any] = {target[1]: item[target[0]], "Events": [item["Event"]]}
+            rules = ((item.get("Filter") or {}).get("S3Key") or {}).get("Rules")
+            if rules:
+                entry["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+            items.append(entry)
+        if items:
+            converted[api] = items
+    return converted
 
 
 def _encryption_rule(rule: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator.eventlog import CURRENT_KEY
 from functions.log_writer.staged import split_records, staged_objects
-from tests.conftest import REGION, fresh_import
+from tests.conftest import fresh_import
 from tests.notification_doubles import create_idempotency_table
+from tests.probe import REGION
 from tests.samples import load_event
 
 LOG_BUCKET = "correlator-logs-test"

@@ -364,3 +364,66 @@ def test_every_checkov_suppression_carries_a_reason(template: dict[str, Any]) ->
     # THEN each names a check and says why (a sentence, not a placeholder)
     assert skips
     assert all(skip["id"].startswith("CKV_") and len(skip.get("comment", "")) > 40 for _, skip in skips), skips
+
+
+def test_the_firehose_log_path_is_optional_least_privilege_and_dead_lettered(template: dict[str, Any]) -> None:
+    # GIVEN
+    resources = template["Resources"]
+    parameter = template["Parameters"]["EventLogDelivery"]
+    stream = resources["LogDeliveryStream"]
+    [target] = resources["LogEverythingRule"]["Properties"]["Targets"]
+
+    # THEN the queue stays the default; the stream exists only with Firehose chosen (and the log rule deployed)
+    assert parameter["Default"] == "Queue"
+    assert parameter["AllowedValues"] == ["Queue", "Firehose"]
+    assert stream["Condition"] == "LogViaFirehose"
+    assert target["Arn"] == {
+        "Fn::If": ["LogViaFirehose", {"Fn::GetAtt": ["LogDeliveryStream", "Arn"]}, {"Fn::GetAtt": ["LogQueue", "Arn"]}]
+    }
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["RuleTargetDeadLetterQueue", "Arn"]}}
+    # the stream: Direct PUT into the staging prefix, the template's buffering, one record per line
+    destination = stream["Properties"]["ExtendedS3DestinationConfiguration"]
+    assert stream["Properties"]["DeliveryStreamType"] == "DirectPut"
+    assert destination["BucketARN"] == {"Fn::GetAtt": ["LogStagingBucket", "Arn"]}
+    assert destination["Prefix"] == "staged/"
+    assert destination["BufferingHints"] == {
+        "IntervalInSeconds": {"Ref": "LogBufferSeconds"},
+        "SizeInMBs": {"Ref": "LogBufferMB"},
+    }
+    assert destination["ProcessingConfiguration"]["Processors"] == [{"Type": "AppendDelimiterToRecord"}]
+    # the rule's role may put records on this stream and do nothing else
+    role = resources["LogRuleFirehoseRole"]["Properties"]
+    assert target["RoleArn"]["Fn::If"][1] == {"Fn::GetAtt": ["LogRuleFirehoseRole", "Arn"]}
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "events.amazonaws.com"}
+    [statement] = [item for policy in role["Policies"] for item in policy["PolicyDocument"]["Statement"]]
+    assert statement["Action"] == ["firehose:PutRecord", "firehose:PutRecordBatch"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["LogDeliveryStream", "Arn"]}
+    # Firehose's role writes to the staging bucket only
+    firehose_role = resources["LogDeliveryStreamRole"]["Properties"]
+    for item in (item for policy in firehose_role["Policies"] for item in policy["PolicyDocument"]["Statement"]):
+        assert "LogStagingBucket" in str(item["Resource"]) or item["Action"] == "logs:PutLogEvents"
+        assert not any(action.split(":")[1] == "*" for action in as_list(item["Action"]))
+    # staged objects notify a queue with a dead-letter queue and an alarm; the writer polls it only with Firehose
+    bucket = resources["LogStagingBucket"]["Properties"]
+    [notification] = bucket["NotificationConfiguration"]["QueueConfigurations"]
+    assert notification["Queue"] == {"Fn::GetAtt": ["LogStagingQueue", "Arn"]}
+    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "staged/"}]
+    redrive = resources["LogStagingQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["LogStagingDeadLetterQueue", "Arn"]}
+    alarm = resources["LogStagingDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["LogStagingDeadLetterQueue", "QueueName"]}
+    writer = resources["LogWriterFunction"]["Properties"]
+    source = writer["Events"]["LogStagingQueue"]["Properties"]
+    assert source["Enabled"] == {"Fn::If": ["LogViaFirehose", True, False]}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # the writer reads and deletes staged objects, nothing else of that bucket
+    staged = [
+        statement["Fn::If"][1]
+        for policy in writer["Policies"]
+        for statement in as_list(policy["Statement"])
+        if "Fn::If" in statement
+    ]
+    assert {item["Sid"]: item["Action"] for item in staged} == {
+        "ReadAndDeleteStagedLogRecords": ["s3:GetObject", "s3:DeleteObject"],
+        "BadStagedRecordsToTheDeadLetterQueue": "sqs:SendMessage",
+    }
