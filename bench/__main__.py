@@ -92,7 +92,7 @@ def measure_handler(verdicts: list[Verdict]) -> dict[str, handler_cost.Timing]:
     return measured
 
 
-def measure_latency(verdicts: list[Verdict], delay: float) -> latency.WriterLatency:
+def measure_latency(verdicts: list[Verdict], delay: float) -> tuple[latency.WriterLatency, latency.WriterLatency]:
     apply_lambda_env()
     reception = load_module(RECEPTION_APP, RECEPTION_MODULE)
     figure = latency.reception_latency(reception, delay)
@@ -113,12 +113,24 @@ def measure_latency(verdicts: list[Verdict], delay: float) -> latency.WriterLate
         f"   instant S3 {writer.instant * 1e3:.1f} ms   {writer.requests} S3 requests,"
         f" one after another ({', '.join(writer.operations)}); measured extra wait {writer.waited * 1e3:.0f} ms"
     )
+    staged = latency.writer_latency(delay, staged=True)
+    print(
+        f"   log writer, one staged object of {staged.lines:,} records (EventLogDelivery=Firehose):"
+        f" {staged.delayed * 1e3:6.1f} ms (CPU {staged.cpu * 1e3:.1f} ms)   {staged.requests} S3 requests"
+        f" ({', '.join(staged.operations)})"
+    )
     results.record("latency", "reception", figure)
     results.record("latency", "log_writer", writer)
-    return writer
+    results.record("latency", "log_writer_staged", staged)
+    return writer, staged
 
 
-def measure_cost(handler: dict[str, handler_cost.Timing], writer: latency.WriterLatency, delay: float) -> None:
+def measure_cost(
+    handler: dict[str, handler_cost.Timing],
+    writer: latency.WriterLatency,
+    staged: latency.WriterLatency,
+    delay: float,
+) -> None:
     single, batch = handler["single event"], handler[f"{handler_cost.BATCH_SIZE}-event batch"]
     measured = cost_model.Measured(
         reception_cpu_single=single.cpu_median,
@@ -128,6 +140,11 @@ def measure_cost(handler: dict[str, handler_cost.Timing], writer: latency.Writer
         writer_round_trips=writer.round_trips,
         writer_lines=writer.lines,
         writer_s3_operations=writer.operations,
+        staged_cpu=staged.cpu,
+        staged_round_trips=staged.round_trips,
+        staged_records=staged.lines,
+        staged_s3_operations=staged.operations,
+        record_bytes=len(latency.sqs_log_batch(1)["Records"][0]["body"].encode()),
     )
     settings = cost_model.Settings.of()
     rows = cost_model.cost_table(measured, settings)
@@ -157,7 +174,19 @@ def measure_cost(handler: dict[str, handler_cost.Timing], writer: latency.Writer
             + "".join(f" {row.parts[name]:12.3f}" for name in names)
             + f" {row.total:8.3f}"
         )
-    print("   (log via Firehose: modelled, not built; see docs/operations.md)")
+    print(
+        f"   (log via Firehose = EventLogDelivery=Firehose, buffering {settings.log_buffer_seconds} s / "
+        f"{settings.log_buffer_mb} MiB: {cost_model.events_per_staged_object(measured, settings):,.0f} records of"
+        f" {measured.record_bytes:,} bytes per staged object at the {settings.events_per_second:,.0f} events/s"
+        f" that fill the log queue's batches; both paths include the append ledger's DynamoDB writes)"
+    )
+    light = cost_model.firehose_at_low_rates(measured, settings)
+    results.record("cost", "firehose_log_usd_per_million_at_events_per_second", light)
+    print(
+        "   the Firehose log path at lighter loads (fewer records per object): "
+        + ", ".join(f"{rate:g} events/s ${usd:.2f}" for rate, usd in light.items())
+        + f" per million logged events (the queue: ${rows[0].parts['event log']:.2f} at any load)"
+    )
     sizing = cost_model.power_tuning(measured)
     results.record("cost", "power_tuning", sizing)
     print()
@@ -297,8 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(f"6. The local stack under load (python -m local, {events:,} events; BENCH_LOCAL_EVENTS)")
         verdicts += [Verdict(name, met) for name, met in local_load.report(local_load.measure(events))]
-    writer = measure_latency(verdicts, args.delay)
-    measure_cost(handler, writer, args.delay)
+    writer, staged = measure_latency(verdicts, args.delay)
+    measure_cost(handler, writer, staged, args.delay)
     missed = [verdict.name for verdict in verdicts if not verdict.met]
     print()
     print(

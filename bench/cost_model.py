@@ -26,7 +26,8 @@ SQS_REQUEST = 0.40 / 1e6  # per 64 KB chunk
 S3_PUT_CLASS = 0.005 / 1000  # PUT, COPY, POST, LIST (multipart parts and copies included)
 S3_GET_CLASS = 0.0004 / 1000  # GET, HEAD
 SES_EMAIL = 0.10 / 1000
-DYNAMODB_WRITE = 0.625 / 1e6  # on-demand write request unit
+DYNAMODB_WRITE = 0.625 / 1e6  # on-demand write request unit (an item up to 1 KB)
+DYNAMODB_READ = 0.125 / 1e6  # on-demand read request unit (a strongly consistent read up to 4 KB)
 FIREHOSE_GB = 0.029  # Direct PUT, each record rounded up to 5 KB
 FIREHOSE_RECORD_KB = 5
 FULL_VCPU_MB = 1769
@@ -34,6 +35,8 @@ GB = 1024**3
 
 S3_GET_OPERATIONS = frozenset({"GetObject", "HeadObject"})
 SQS_MESSAGES_PER_RECEIVE = 10  # the Lambda event source receives and deletes in tens
+LEDGER_ITEMS_PER_WRITE = 25  # BatchWriteItem's limit: the append ledger records a batch's messages in 25s
+LEDGER_SEALS = 2  # the seal of the replaced intent and of its own, per append
 REQUEST_SIZES = (1, 10, 100)
 NOTIFIED_SHARE = 0.01  # the notification rule: an email for 1 event in 100 (e.g. level ERROR)
 # Modelled, not measured: an email delivery's own CPU here, and its round trips (idempotency record
@@ -53,6 +56,12 @@ class Measured:
     writer_round_trips: float
     writer_lines: int
     writer_s3_operations: list[str]
+    # the Firehose path: the writer on one staged object of ``staged_records`` records
+    staged_cpu: float
+    staged_round_trips: float
+    staged_records: int
+    staged_s3_operations: list[str]
+    record_bytes: int  # one log record as EventBridge puts it on the stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +70,10 @@ class Settings:
 
     memory_mb: dict[str, int]
     log_batch_size: int
+    log_batch_window: float
     log_all_events: bool
+    log_buffer_seconds: int
+    log_buffer_mb: int
 
     @classmethod
     def of(cls, root: Path = REPO) -> Settings:
@@ -73,8 +85,16 @@ class Settings:
         return cls(
             memory_mb=memory,
             log_batch_size=int(template.parameters["LogBatchSize"]),
+            log_batch_window=float(template.parameters["LogBatchWindowSeconds"]),
             log_all_events=as_text(template.parameters["LogAllEvents"]) == "true",
+            log_buffer_seconds=int(template.parameters["LogBufferSeconds"]),
+            log_buffer_mb=int(template.parameters["LogBufferMB"]),
         )
+
+    @property
+    def events_per_second(self) -> float:
+        """The load both log paths are costed at: what fills the log queue's batches within their window."""
+        return self.log_batch_size / self.log_batch_window
 
 
 def billed_seconds(cpu_seconds: float, waits: float, memory_mb: int) -> float:
@@ -94,7 +114,7 @@ class Row:
     events_per_request: int
     front_door: str  # "REST" or "HTTP"
     notification: bool
-    log_path: str  # "SQS" (built) or "Firehose" (modelled alternative)
+    log_path: str  # "SQS" (EventLogDelivery=Queue) or "Firehose" (EventLogDelivery=Firehose)
     parts: dict[str, float] = field(default_factory=dict)
     reception_billed_ms: float = 0.0
 
@@ -103,25 +123,76 @@ class Row:
         return sum(self.parts.values())
 
 
-def log_path_per_event(measured: Measured, settings: Settings, path: str) -> float:
-    """The event log's cost for one logged event (the default rule logs every event)."""
+def s3_requests(operations: list[str]) -> float:
+    """The price of these S3 requests (DELETE is free; DeleteObjects is a POST: counted with the PUT class)."""
+    gets = sum(1 for operation in operations if operation in S3_GET_OPERATIONS)
+    return gets * S3_GET_CLASS + (len(operations) - gets) * S3_PUT_CLASS
+
+
+def events_per_staged_object(measured: Measured, settings: Settings, events_per_second: float | None = None) -> float:
+    """Records in one object Firehose writes: a buffer interval's events, or fewer when the size hint fills first."""
+    rate = settings.events_per_second if events_per_second is None else events_per_second
+    by_time = rate * settings.log_buffer_seconds
+    by_size = settings.log_buffer_mb * 1024 * 1024 / measured.record_bytes
+    return max(1.0, min(by_time, by_size))
+
+
+def log_path_per_event(
+    measured: Measured, settings: Settings, path: str, events_per_second: float | None = None
+) -> float:
+    """The event log's cost for one logged event (the default rule logs every event).
+
+    ``events_per_second``: the load (Firehose only: objects carry fewer records at a lower rate);
+    by default ``settings.events_per_second``.
+
+    Both paths run the append ledger (exactly once under redelivery): through the queue it records every
+    message (an item per event, in BatchWriteItems of 25); through Firehose every staged object.
+    """
     writer_memory = settings.memory_mb["LogWriterFunction"]
-    billed = billed_seconds(
-        measured.writer_cpu_per_batch * settings.log_batch_size / measured.writer_lines,
-        measured.writer_round_trips * measured.delay,
-        writer_memory,
-    )
-    gets = sum(1 for operation in measured.writer_s3_operations if operation in S3_GET_OPERATIONS)
-    puts = len(measured.writer_s3_operations) - gets
-    per_batch = lambda_cost(billed, writer_memory) + gets * S3_GET_CLASS + puts * S3_PUT_CLASS
     if path == "SQS":
+        batch = settings.log_batch_size
+        ledger_round_trips = math.ceil(batch / LEDGER_ITEMS_PER_WRITE) + LEDGER_SEALS
+        billed = billed_seconds(
+            measured.writer_cpu_per_batch * batch / measured.writer_lines,
+            (measured.writer_round_trips + ledger_round_trips) * measured.delay,
+            writer_memory,
+        )
+        per_batch = (
+            lambda_cost(billed, writer_memory)
+            + s3_requests(measured.writer_s3_operations)
+            + LEDGER_SEALS * DYNAMODB_WRITE
+        )
         # EventBridge sends each event to the log queue; the writer receives and deletes them in tens.
         queue = SQS_REQUEST * (1 + 2 / SQS_MESSAGES_PER_RECEIVE)
-        return queue + per_batch / settings.log_batch_size
-    # Firehose (not built): records billed as 5 KB each, written as objects the writer appends,
-    # then reads (GET) and deletes (free) each object: one more GET per batch.
-    firehose = FIREHOSE_RECORD_KB * 1024 / GB * FIREHOSE_GB
-    return firehose + (per_batch + S3_GET_CLASS) / settings.log_batch_size
+        return queue + DYNAMODB_WRITE + per_batch / batch
+    # Firehose: each record billed as a multiple of 5 KB; per object, Firehose's PUT, S3's notification
+    # (an SQS send, a receive and a delete: objects arrive one at a time), one writer invocation with its
+    # S3 requests (the staged GET and DeleteObjects included), the ledger's record and check of the object.
+    records = events_per_staged_object(measured, settings, events_per_second)
+    firehose = math.ceil(measured.record_bytes / (FIREHOSE_RECORD_KB * 1024)) * FIREHOSE_RECORD_KB * 1024
+    ledger_round_trips = 2 + LEDGER_SEALS  # BatchGetItem (already appended?), BatchWriteItem (record), seals
+    billed = billed_seconds(
+        measured.staged_cpu * records / measured.staged_records,
+        (measured.staged_round_trips + ledger_round_trips) * measured.delay,
+        writer_memory,
+    )
+    per_object = (
+        S3_PUT_CLASS
+        + 3 * SQS_REQUEST
+        + lambda_cost(billed, writer_memory)
+        + s3_requests(measured.staged_s3_operations)
+        + (1 + LEDGER_SEALS) * DYNAMODB_WRITE
+        + DYNAMODB_READ
+    )
+    return firehose / GB * FIREHOSE_GB + per_object / records
+
+
+LOW_RATES = (0.1, 1.0, 10.0)  # events per second at which the Firehose path is also shown
+
+
+def firehose_at_low_rates(measured: Measured, settings: Settings) -> dict[float, float]:
+    """$ per million logged events through Firehose when traffic is light (fewer records per staged object)."""
+    return {rate: log_path_per_event(measured, settings, "Firehose", rate) * 1e6 for rate in LOW_RATES}
 
 
 def notification_per_event(measured: Measured, settings: Settings, log_path: float) -> float:

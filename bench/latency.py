@@ -139,7 +139,12 @@ class S3Delay:
     def __init__(self, session: Any) -> None:
         self.delay = 0.0
         self.operations: list[str] = []
+        self.session = session
         session.register("before-send.s3.*", self._before_send)
+
+    def close(self) -> None:
+        """Stop delaying and naming: the session outlives this measurement."""
+        self.session.unregister("before-send.s3.*", self._before_send)
 
     def _before_send(self, event_name: str, **_: Any) -> None:
         self.operations.append(event_name.rsplit(".", 1)[-1])
@@ -159,35 +164,77 @@ def sqs_log_batch(count: int) -> dict[str, Any]:
     return {"Records": records}
 
 
-def writer_latency(delay: float = DEFAULT_DELAY, runs: int = WRITER_RUNS) -> WriterLatency:
-    """The log writer's handler on a 1,000-record batch, S3 instant and delayed, interleaved."""
+STAGING_BUCKET = "bench-log-staging"
+STAGING_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:bench-log-staging"
+STAGED_KEY = "staged/2026/12/02/00/bench-log-1-2026-12-02-00-00-00-0000"
+
+
+def staged_object(count: int) -> bytes:
+    """A staged object of ``count`` log records, one per line (what Firehose writes with the newline delimiter)."""
+    return "".join(record["body"] + "\n" for record in sqs_log_batch(count)["Records"]).encode()
+
+
+def staged_notification() -> dict[str, Any]:
+    """The staging queue's SQS batch carrying S3's notification of ``STAGED_KEY``."""
+    body = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": STAGING_BUCKET}, "object": {"key": STAGED_KEY}},
+            }
+        ]
+    }
+    record = {"messageId": "bench-staged", "body": json.dumps(body), "eventSourceARN": STAGING_QUEUE_ARN}
+    return {"Records": [record]}
+
+
+def writer_latency(delay: float = DEFAULT_DELAY, runs: int = WRITER_RUNS, *, staged: bool = False) -> WriterLatency:
+    """The log writer's handler on a 1,000-record batch, S3 instant and delayed, interleaved.
+
+    ``staged``: the Firehose path - one staged object of 1,000 records, named by one S3 notification
+    (staged again before each run, outside the timing: the writer deletes it).
+    """
     apply_lambda_env()
     with append_cost.moto_server() as endpoint:
         s3 = append_cost.s3_client(endpoint)
         s3.create_bucket(Bucket=append_cost.BUCKET)
+        s3.create_bucket(Bucket=STAGING_BUCKET)
         variables = {"AWS_ENDPOINT_URL": endpoint, "LOG_BUCKET_NAME": append_cost.BUCKET}
+        if staged:
+            variables["LOG_STAGING_QUEUE_ARN"] = STAGING_QUEUE_ARN
         # The writer's clients come from the stack's botocore session: hooks registered on it first reach them.
         probe = S3Delay(aws.session())
         with mock.patch.dict(os.environ, {**variables, "POWERTOOLS_SERVICE_NAME": "log-writer"}):
             writer = load_module(LOG_WRITER_APP, "bench_log_writer_app")
-        batch = sqs_log_batch(WRITER_BATCH)
+        batch = staged_notification() if staged else sqs_log_batch(WRITER_BATCH)
+        body = staged_object(WRITER_BATCH)
         context = handler_cost.LambdaContextStub(function_name="correlator-log-writer")
         samples: dict[str, list[float]] = {"instant": [], "delayed": [], "cpu": []}
         operations: list[str] = []
+
+        def run() -> tuple[float, float]:
+            if staged:
+                s3.put_object(Bucket=STAGING_BUCKET, Key=STAGED_KEY, Body=body)  # the bench's own client: not delayed
+            started, cpu_started = time.perf_counter(), time.process_time()
+            response = writer.lambda_handler(batch, context)
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            if response["batchItemFailures"]:
+                raise RuntimeError(f"log writer failed records: {response['batchItemFailures'][:3]}")
+            return wall, cpu
+
         with handler_cost.stdout_discarded():
-            writer.lambda_handler(batch, context)  # warm
+            run()  # warm
             for _ in range(runs):
                 for delayed in (False, True):
                     probe.delay, probe.operations = (delay if delayed else 0.0), []
-                    started, cpu_started = time.perf_counter(), time.process_time()
-                    response = writer.lambda_handler(batch, context)
-                    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-                    if response["batchItemFailures"]:
-                        raise RuntimeError(f"log writer failed records: {response['batchItemFailures'][:3]}")
+                    wall, cpu = run()
                     samples["delayed" if delayed else "instant"].append(wall)
                     if delayed:
                         samples["cpu"].append(cpu)
-                        operations = probe.operations
+                        operations = list(probe.operations)
+        probe.close()
+        if staged and s3.list_objects_v2(Bucket=STAGING_BUCKET).get("KeyCount"):
+            raise RuntimeError("the staged object was not deleted")
     medians = {name: statistics.median(values) for name, values in samples.items()}
     return WriterLatency(
         delay, WRITER_BATCH, medians["instant"], medians["delayed"], medians["cpu"], len(operations), operations
