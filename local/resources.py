@@ -447,19 +447,17 @@ def _int_leaves(node: Any) -> Any:
 def _notification_configuration(value: Mapping[str, Any]) -> dict[str, Any]:
     """A CloudFormation ``NotificationConfiguration`` as the S3 API takes it (queues and topics; Lambda is not run)."""
     converted: dict[str, Any] = {}
-    for cfn, api, target in (
-        ("QueueConfigurations", "QueueConfigurations", ("Queue", "QueueArn")),
-        ("TopicConfigurations", "TopicConfigurations", ("Topic", "TopicArn")),
-    ):
+    destinations = {"QueueConfigurations": ("Queue", "QueueArn"), "TopicConfigurations": ("Topic", "TopicArn")}
+    for section, target in destinations.items():
         items = []
-        for item in value.get(cfn) or []:
+        for item in value.get(section) or []:
             entry: dict[str, Any] = {target[1]: item[target[0]], "Events": [item["Event"]]}
             rules = ((item.get("Filter") or {}).get("S3Key") or {}).get("Rules")
             if rules:
                 entry["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
             items.append(entry)
         if items:
-            converted[api] = items
+            converted[section] = items
     return converted
 
 
