@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 INVALID = "invalid"
 DUPLICATE = "duplicate"
 METRICS = {
-    **LogAction.metrics,
+    **LogAction.spec.metrics,
     ALREADY_WRITTEN: "LogObjectsAlreadyWritten",  # staged objects, where the log queue counts lines
     DUPLICATE: "LogRecordsDuplicate",
 }
