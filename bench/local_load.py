@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -100,7 +101,8 @@ class Stack:
         self.state_dir.cleanup()
 
 
-def start_stack(repo: Path = REPO) -> Stack:
+def start_stack(repo: Path = REPO, extra_env: dict[str, str] | None = None) -> Stack:
+    """A fresh ``python -m local`` on free ports (``extra_env``: e.g. ``CORRELATOR_PARAM_*`` parameters)."""
     state_dir = tempfile.TemporaryDirectory(prefix="correlator-bench-")
     kept = ("CORRELATOR_CONCURRENCY",)  # to measure another concurrency; nothing else of the caller's stack
     env = {
@@ -115,6 +117,7 @@ def start_stack(repo: Path = REPO) -> Stack:
             "CORRELATOR_PORT": str(port),
             "CORRELATOR_MOTO_PORT": str(moto_port),
             "CORRELATOR_STATE_DIR": state_dir.name,
+            **(extra_env or {}),
         }
     )
     output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by Stack.stop
@@ -217,21 +220,26 @@ def send(stack: Stack, events: int, clients: int, run: str, rate: float = 0.0) -
     return load, time.perf_counter() - started
 
 
-def log_tokens(stack: Stack, run: str) -> Counter[str]:
-    """How many times each token of this run is in the event log (current file and archives)."""
+def log_lines(stack: Stack) -> Iterator[str]:
+    """Every line of the event log (current file and archives)."""
     s3 = stack.s3()
-    counts: Counter[str] = Counter()
-    marker = f'"bench/{run}/'
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=LOG_BUCKET, Prefix="logs/")
     for page in pages:
         for item in page.get("Contents", []):
             body = s3.get_object(Bucket=LOG_BUCKET, Key=item["Key"])["Body"].read()
             if body[:2] == b"\x1f\x8b":
                 body = gzip.decompress(body)
-            for line in body.decode("utf-8", "replace").splitlines():
-                start = line.find(marker)
-                if start >= 0 and ',"true",' in line:
-                    counts[line[start + 1 : line.index('"', start + 1)]] += 1
+            yield from body.decode("utf-8", "replace").splitlines()
+
+
+def log_tokens(stack: Stack, run: str) -> Counter[str]:
+    """How many times each token of this run is in the event log (current file and archives)."""
+    counts: Counter[str] = Counter()
+    marker = f'"bench/{run}/'
+    for line in log_lines(stack):
+        start = line.find(marker)
+        if start >= 0 and ',"true",' in line:
+            counts[line[start + 1 : line.index('"', start + 1)]] += 1
     return counts
 
 

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from correlator_cli import operations, rulesync
 from correlator_cli.http import ApiClient, ApiError
 from correlator_cli.logsearch import LogRecord, Query, decompressed, search
-from correlator_cli.output import Output, console, errors, fail, print_json, print_table
+from correlator_cli.output import Output, console, dry_run_text, errors, fail, print_json, print_table
 from correlator_cli.tail import LogFollower
 from correlator_cli.target import Target, TargetError, resolve_target
 
@@ -248,7 +248,7 @@ def rules_test(
     event_file: Annotated[Path, typer.Option("--event", "-e", help="The event (JSON), - for stdin")],
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Dry run: would this event match the rule? (exit 0 if it does, 1 if not)"""
+    """Dry run: does this event match the rule, and what would its delivery policy do now? (exit 0 if it matches)"""
     text = sys.stdin.read() if str(event_file) == "-" else event_file.read_text(encoding="utf-8")
     try:
         result = _context(ctx).client.call("POST", f"/rules/{name}/test", json.loads(text)).json()
@@ -258,7 +258,7 @@ def rules_test(
     if output is Output.JSON:
         print_json(result)
     else:
-        console.print(f"{name}: {'[green]matches[/green]' if result['matches'] else '[yellow]does not match[/yellow]'}")
+        console.print(dry_run_text(name, result), highlight=False)
     if not result["matches"]:
         raise typer.Exit(1)
 

@@ -37,3 +37,19 @@ def fail(message: str, details: Iterable[str] = ()) -> None:
     errors.print(f"[red]error:[/red] {message}", highlight=False)
     for detail in details:
         errors.print(f"  {detail}", highlight=False, markup=False)
+
+
+def dry_run_text(name: str, result: dict[str, Any]) -> str:
+    """A dry run's answer for people: whether the rule matches, and what its delivery policy would do now."""
+    if not result.get("matches"):
+        return f"{name}: [yellow]does not match[/yellow]"
+    policy = result.get("policy")
+    if not policy:
+        return f"{name}: [green]matches[/green]"
+    decision = policy["decision"]
+    text = f"{name}: [green]matches[/green]; policy: " + ("deliver now" if decision == "deliver" else decision)
+    if policy.get("reason") and decision != "deliver":
+        text += f" ({policy['reason']})"
+    if policy.get("due"):
+        text += f", out at {policy['due']}"
+    return text

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -23,6 +24,7 @@ from correlator.internal import bus_emitter
 from correlator.logs import function_logger
 from correlator.personium import override_method
 from correlator.personium_rules import RULE_EVENT_TYPES, is_personium_rule_route, personium_rules_resolver
+from correlator.policy_state import read_only_policy_state
 from correlator.relay_policy import RelaySettings, check_relay_rule
 from correlator.rulelock import RuleWriteLease
 from correlator.rules import RULE_NAME_PATTERN, Rule, RuleView
@@ -67,6 +69,8 @@ store = RuleStore(
 
 
 emitter = bus_emitter(metrics)
+# The dry run previews delivery policies: reads of the policy state (POLICY_TABLE_NAME), never a write.
+policy_state = read_only_policy_state(aws.client("dynamodb"), os.environ.get("POLICY_TABLE_NAME"))
 # Personium\'s rule API (/__ctl/Rule, /__rule) on the same store, in Personium\'s shapes.
 personium_app = personium_rules_resolver(store)
 RuleName = Annotated[str, Path(pattern=RULE_NAME_PATTERN, description="The rule's name")]
@@ -84,8 +88,22 @@ class TestEvent(EventSubmission):
     hops: Annotated[int, Field(ge=0, strict=True)] = 0
 
 
+class PolicyPreview(BaseModel):
+    """What the rule's delivery policy would do with the event now, given its current state (nothing changes)."""
+
+    decision: Literal["deliver", "throttled", "deduplicated", "grouped", "muted", "held"] = Field(
+        description="deliver now; or the policy.<decision> event a delivery would report"
+    )
+    reason: str = Field(description="drop or digest (throttled), drop (deduplicated), group, mute")
+    group: str | None = Field(None, description="the group a digest would carry the event in")
+    due: datetime | None = Field(None, description="when that group (or a held delivery) would go out")
+
+
 class TestResult(BaseModel):
     matches: bool
+    policy: PolicyPreview | None = Field(
+        None, description="the rule's delivery policy decision for a matching event; null without a policy"
+    )
 
 
 IfMatch = Annotated[
@@ -188,7 +206,19 @@ def test_rule(name: RuleName, event: Annotated[TestEvent, Body()]) -> TestResult
         request_key=caller.request_key,
         hops=event.hops,
     )
-    return TestResult(matches=store.test(name, stamped))
+    rule = store.get(name)
+    if not store.test(rule, stamped):
+        return TestResult(matches=False)
+    if rule.policy is None:
+        return TestResult(matches=True)
+    if policy_state is None:
+        raise RuntimeError("this rule has a delivery policy but the function has no POLICY_TABLE_NAME")
+    decision = policy_state.preview(rule.name, rule.policy, stamped.to_detail())
+    due = None if decision.due is None else datetime.fromtimestamp(decision.due, UTC)
+    return TestResult(
+        matches=True,
+        policy=PolicyPreview(decision=decision.outcome, reason=decision.reason, group=decision.group, due=due),
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -125,17 +125,21 @@ class FakeLambda:
         return {"StatusCode": 202}
 
 
-@contextmanager
-def pipeline(bus_probe: BusProbe, server: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
-    """The relay and policy functions imported inside moto with the template's environment."""
-    create_backing_resources()
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    dynamodb.create_table(
-        TableName=POLICY_TABLE,
+def create_policy_table(name: str = POLICY_TABLE) -> None:
+    """The policy state table as template.yaml's PolicyTable (string hash key ``id``), on moto."""
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=name,
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+@contextmanager
+def pipeline(bus_probe: BusProbe, server: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
+    """The relay and policy functions imported inside moto with the template's environment."""
+    create_backing_resources()
+    create_policy_table()
     queue_url = boto3.client("sqs", region_name=REGION).create_queue(QueueName="policy-flush")["QueueUrl"]
     for name, value in {
         "POWERTOOLS_SERVICE_NAME": "relay",

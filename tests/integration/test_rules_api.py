@@ -16,10 +16,13 @@ from botocore.exceptions import ClientError
 from correlator.compiler import EVENT_PLACEHOLDER, Deployment, TimerSettings
 from correlator.delivery import parse_delivery
 from correlator.event import EventSubmission, new_event_id, stamp_event
+from correlator.policies import DeliveryPolicy
+from correlator.policy_state import Clock, PolicyState
 from correlator.rules import Rule
 from correlator.rulestore import RuleStore
 from local import moto_compat
 from tests.conftest import fresh_import
+from tests.integration.policy_pipeline import POLICY_TABLE, create_policy_table
 from tests.integration.rules_fixtures import (
     BUS_ARN,
     SCHEDULE_GROUP,
@@ -198,13 +201,16 @@ def api(bus_probe: BusProbe, lambda_context: LambdaContext, monkeypatch: pytest.
     monkeypatch.setenv("EVENT_BUS_NAME", BUS_NAME)
     monkeypatch.setenv("EVENT_BUS_ARN", BUS_ARN)
     monkeypatch.setenv("MAX_HOPS", "3")
-    monkeypatch.setenv("ACTION_TARGETS", json.dumps(targets.action_targets))
+    # sms stands for an action with an outside effect (delivery policies); the log queue stands in for its function.
+    monkeypatch.setenv("ACTION_TARGETS", json.dumps({**targets.action_targets, "sms": targets.log_queue.arn}))
     monkeypatch.setenv("RULE_TARGET_DLQ_ARN", targets.dead_letters.arn)
     monkeypatch.setenv("SCHEDULE_GROUP_NAME", SCHEDULE_GROUP)
     monkeypatch.setenv("SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN)
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
     create_idempotency_table()
     monkeypatch.setenv("RULE_LEASE_TABLE_NAME", IDEMPOTENCY_TABLE)
+    create_policy_table()
+    monkeypatch.setenv("POLICY_TABLE_NAME", POLICY_TABLE)
     module = fresh_import(RULES_MODULE)
     events = boto3.client("events", region_name=REGION)
     assert events.describe_event_bus(Name=BUS_NAME)["Arn"] == BUS_ARN
@@ -997,7 +1003,7 @@ def test_dry_run_with_a_matching_event(created: RulesApi) -> None:
     response = created.call(sample)
 
     # THEN
-    assert (response.status, response.body) == (200, {"matches": True})
+    assert (response.status, response.body) == (200, {"matches": True, "policy": None})
     assert created.audit() == [audited("rule.test", f"/rules/{SAMPLE_NAME}/test", 200)]
     assert created.targets.log_queue.drain() == []
 
@@ -1047,7 +1053,7 @@ def test_dry_run_with_an_event_that_does_not_match(created: RulesApi, change: di
     response = created.test(SAMPLE_NAME, event)
 
     # THEN
-    assert (response.status, response.body) == (200, {"matches": False})
+    assert (response.status, response.body) == (200, {"matches": False, "policy": None})
 
 
 def test_dry_run_just_below_the_hop_limit_matches(created: RulesApi) -> None:
@@ -1055,7 +1061,7 @@ def test_dry_run_just_below_the_hop_limit_matches(created: RulesApi) -> None:
     response = created.test(SAMPLE_NAME, {**body_of(load_event("apigw/rules-test")), "hops": 2})
 
     # THEN
-    assert (response.status, response.body) == (200, {"matches": True})
+    assert (response.status, response.body) == (200, {"matches": True, "policy": None})
 
 
 @pytest.mark.parametrize(
@@ -1078,7 +1084,111 @@ def test_dry_run_matches_arrays_and_booleans_as_eventbridge(
     response = api.test(SAMPLE_NAME, {**body_of(load_event("apigw/rules-test")), "payload": payload})
 
     # THEN
-    assert (response.status, response.body) == (200, {"matches": expected})
+    assert (response.status, response.body) == (200, {"matches": expected, "policy": None})
+
+
+# 2026-11-23 is a Monday: 10:00:10 UTC, 10 s into a throttle minute.
+MONDAY_10_UTC = 1_795_428_010.0
+SMS_RULE_NAME = "page-on-error"
+SMS_RULE: dict[str, Any] = {
+    "name": SMS_RULE_NAME,
+    "match": {"type": "order.", "level": ["ERROR"]},
+    "action": "sms",
+    "config": {"to": ["+15555550100"], "body": "${event.summary}"},
+}
+ALL_DAY_MONDAY = {"weekdays": ["monday"], "location": "UTC"}
+MONDAY_MORNING = {"weekdays": ["monday"], "times": [{"start_time": "09:00", "end_time": "12:00"}], "location": "UTC"}
+
+
+def policy_items(api: RulesApi) -> int:
+    count: int = boto3.client("dynamodb", region_name=REGION).scan(TableName=POLICY_TABLE, Select="COUNT")["Count"]
+    return count
+
+
+@pytest.mark.parametrize(
+    ("policy", "earlier", "expected"),
+    [
+        ({"throttle": {"limit": 2, "window": "1m"}}, 1, {"decision": "deliver", "reason": ""}),
+        ({"throttle": {"limit": 2, "window": "1m"}}, 2, {"decision": "throttled", "reason": "drop"}),
+        (
+            {"throttle": {"limit": 1, "window": "1m", "excess": "digest"}, "group": {"group_wait": "30s"}},
+            2,
+            {"decision": "throttled", "reason": "digest", "due": "2026-11-23T10:00:40Z"},
+        ),
+        ({"dedup": {"key": ["type", "object"], "window": "10m"}}, 0, {"decision": "deliver", "reason": ""}),
+        ({"dedup": {"key": ["type", "object"], "window": "10m"}}, 1, {"decision": "deduplicated", "reason": "drop"}),
+        (
+            {"group": {"group_by": ["system_id"], "group_wait": "30s"}},
+            0,
+            {"decision": "grouped", "reason": "group", "due": "2026-11-23T10:00:40Z"},
+        ),
+        (
+            {"group": {"group_by": ["system_id"], "group_wait": "30s"}},
+            1,  # the group's flush was claimed 0 s ago, at the same clock: due when that flush is
+            {"decision": "grouped", "reason": "group", "due": "2026-11-23T10:00:40Z"},
+        ),
+        ({"mute": [ALL_DAY_MONDAY]}, 0, {"decision": "muted", "reason": "mute"}),
+        (
+            {"mute": [MONDAY_MORNING], "when_muted": "hold"},
+            0,
+            {"decision": "held", "reason": "mute", "due": "2026-11-23T12:00:00Z"},
+        ),
+        ({"active": [MONDAY_MORNING]}, 0, {"decision": "deliver", "reason": ""}),
+    ],
+    ids=[
+        "under-throttle",
+        "throttled-drop",
+        "throttled-digest",
+        "dedup-first",
+        "deduplicated",
+        "grouped-opens",
+        "grouped-joins",
+        "muted",
+        "held",
+        "active",
+    ],
+)
+def test_dry_run_previews_the_policy_decision_without_changing_its_state(
+    api: RulesApi, policy: dict[str, Any], earlier: int, expected: dict[str, Any]
+) -> None:
+    # GIVEN a rule with a delivery policy, and `earlier` deliveries of the same event's kind already decided
+    assert api.create({**SMS_RULE, "policy": policy}).status == 201
+    clock = Clock(now=lambda: MONDAY_10_UTC)
+    api.module.policy_state.clock = clock
+    state = PolicyState(boto3.client("dynamodb", region_name=REGION), POLICY_TABLE, lambda *_: None, clock)
+    event = {"type": "order.failed", "level": "ERROR", "object": "orders/1", "system_id": "shop"}
+    for number in range(earlier):
+        detail = {**event, "id": f"earlier-{number}", "hops": 0}
+        state.decide(SMS_RULE_NAME, DeliveryPolicy.model_validate(policy), detail)
+    items = policy_items(api)
+
+    # WHEN the dry run is asked twice
+    first, second = api.test(SMS_RULE_NAME, event), api.test(SMS_RULE_NAME, event)
+
+    # THEN it answers the decision the policy would take now, twice the same: the preview wrote nothing
+    assert first.status == 200, first.body
+    preview = first.body["policy"]
+    assert {key: preview[key] for key in expected} == expected
+    assert (preview["group"] is not None) == (
+        expected["decision"] in {"grouped", "held"} or "digest" in preview["reason"]
+    )
+    assert "due" in expected or preview["due"] is None
+    assert (first.body["matches"], second.body) == (True, first.body)
+    assert policy_items(api) == items
+
+
+def test_dry_run_of_an_event_the_rule_does_not_match_previews_no_policy(api: RulesApi) -> None:
+    assert api.create({**SMS_RULE, "policy": {"throttle": {"limit": 1, "window": "1m"}}}).status == 201
+    response = api.test(SMS_RULE_NAME, {"type": "order.failed", "level": "INFO"})
+    assert (response.status, response.body) == (200, {"matches": False, "policy": None})
+    assert policy_items(api) == 0
+
+
+def test_dry_run_of_a_policy_rule_with_an_invalid_event_names_the_field_and_reads_nothing(api: RulesApi) -> None:
+    assert api.create({**SMS_RULE, "policy": {"dedup": {"window": "10m"}}}).status == 201
+    response = api.test(SMS_RULE_NAME, {"type": "order.failed", "level": "LOUD"})
+    assert field_errors(response) == [("level", "value_error")]
+    assert policy_items(api) == 0
 
 
 def test_dry_run_of_an_unknown_rule_is_not_found(api: RulesApi) -> None:

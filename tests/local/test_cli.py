@@ -132,7 +132,10 @@ def test_apply_is_idempotent_and_prune_deletes_what_the_file_drops(run: Any, tmp
     # ... and the dry run of the rule says whether an event matches
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"type": "payment.declined", "level": "WARN"}))
-    assert json.loads(run("rules", "test", "cli-warn-payments", "-e", str(event), "-o", "json")) == {"matches": True}
+    assert json.loads(run("rules", "test", "cli-warn-payments", "-e", str(event), "-o", "json")) == {
+        "matches": True,
+        "policy": None,
+    }
     event.write_text(json.dumps({"type": "order.created"}))
     run("rules", "test", "cli-warn-payments", "-e", str(event), code=1)
     run("rules", "delete", "cli-warn-payments")

@@ -127,6 +127,57 @@ class PolicyState:
             return self._into_group(marker, spec, detail, decision, context, checks_only, checks)
         return self._deliver_or(marker, checks, rule, policy, detail, context)
 
+    def preview(self, rule: str, policy: DeliveryPolicy, detail: Mapping[str, Any]) -> Decision:
+        """What ``decide`` would decide for ``detail`` now, given the current state, changing nothing (a dry run).
+
+        Reads only (consistent reads): the dedup key, the throttle window's counter, the group. A race
+        with live deliveries can make the real decision differ; the preview is what the state says now.
+        """
+        now = self.clock.now()
+        moment = datetime.fromtimestamp(now, UTC)
+        if policy.muted(moment):
+            until = policy.unmuted_at(moment) if policy.when_muted == "hold" else None
+            if until is None:
+                return Decision("muted", "mute" if policy.when_muted == "drop" else "mute: no end within a year")
+            spec = self._group_spec(rule, "held", policy.group, detail, fixed_due=until.timestamp())
+            return Decision("held", "mute", spec.pk, until.timestamp())
+        if policy.dedup is not None:
+            key, _ = key_of(detail, policy.dedup.key)
+            item = self._read(self._dedup_key(rule, key))
+            if item is not None and float(item.get("until_ts", {}).get("N", "0")) > now:
+                return Decision("deduplicated", "drop")
+        if policy.throttle is not None:
+            key, _ = key_of(detail, policy.throttle.key)
+            window = int(policy.throttle.window)
+            item = self._read(self._throttle_key(rule, key, now, window))
+            if item is None or int(item.get("sent", {}).get("N", "0")) < policy.throttle.limit:
+                return Decision("deliver")
+            if policy.throttle.excess == "drop":
+                return Decision("throttled", "drop")
+            spec = self._group_spec(rule, "throttle", policy.group, detail, window=window)
+            return Decision("throttled", "digest", spec.pk, self._due_preview(spec, now))
+        if policy.group is not None:
+            spec = self._group_spec(rule, "group", policy.group, detail)
+            return Decision("grouped", "group", spec.pk, self._due_preview(spec, now))
+        return Decision("deliver")
+
+    def _read(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self.dynamodb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get(
+            "Item"
+        )
+        return item
+
+    def _due_preview(self, spec: GroupSpec, now: float) -> float:
+        """When the group ``spec`` would go out if the event joined it now (``_schedule`` without its writes)."""
+        item = self._read({"id": {"S": spec.pk}}) or {}
+        gen = int(item.get("gen", {}).get("N", "0"))
+        if "scheduled_gen" in item and int(item["scheduled_gen"]["N"]) >= gen and "due_ts" in item:
+            return max(now, float(item["due_ts"]["N"]))
+        last_flush = float(item["last_flush"]["N"]) if "last_flush" in item else None
+        if last_flush is not None and now - last_flush < spec.repeat:
+            return max(now, last_flush + spec.interval)
+        return now + spec.wait
+
     def _deliver_or(
         self,
         marker: dict[str, Any],
@@ -180,11 +231,17 @@ class PolicyState:
     def _marker_key(self, rule: str, event_id: str) -> dict[str, Any]:
         return {"id": {"S": f"policy#decision#{rule}#{event_id}"}}
 
+    def _dedup_key(self, rule: str, key: str) -> dict[str, Any]:
+        return {"id": {"S": f"policy#dedup#{rule}#{key}"}}
+
+    def _throttle_key(self, rule: str, key: str, now: float, window: int) -> dict[str, Any]:
+        return {"id": {"S": f"policy#throttle#{rule}#{key}#{int(now // window) * window}"}}
+
     def _dedup_put(self, rule: str, key: str, event_id: str, now: float, window: int) -> dict[str, Any]:
         return {
             "Update": {
                 "TableName": self.table,
-                "Key": {"id": {"S": f"policy#dedup#{rule}#{key}"}},
+                "Key": self._dedup_key(rule, key),
                 "UpdateExpression": "SET event_id = :id, until_ts = :until, expiration = :exp",
                 "ConditionExpression": "attribute_not_exists(until_ts) OR until_ts <= :now",
                 "ExpressionAttributeValues": {
@@ -201,7 +258,7 @@ class PolicyState:
         return {
             "Update": {
                 "TableName": self.table,
-                "Key": {"id": {"S": f"policy#throttle#{rule}#{key}#{start}"}},
+                "Key": self._throttle_key(rule, key, now, window),
                 "UpdateExpression": "ADD sent :one SET expiration = :exp",
                 "ConditionExpression": "attribute_not_exists(sent) OR sent < :limit",
                 "ExpressionAttributeValues": {
@@ -448,3 +505,12 @@ def sqs_flush_sender(sqs: Any, queue_url: str) -> Callable[[dict[str, Any], int]
         )
 
     return send
+
+
+def read_only_policy_state(dynamodb: Any, table: str | None) -> PolicyState | None:
+    """A ``PolicyState`` for ``preview`` only (a dry run): it sends no flush; ``None`` without a table."""
+
+    def refuse(message: dict[str, Any], delay: int) -> None:
+        raise RuntimeError("a read-only policy state sends no flush")
+
+    return PolicyState(dynamodb, table, refuse) if table else None

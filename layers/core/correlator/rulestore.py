@@ -245,9 +245,10 @@ class RuleStore:
                 raise
 
     # -- dry run ----------------------------------------------------------------------------
-    def test(self, name: str, event: Event) -> bool:
-        """Would the rule called ``name`` match ``event``? (EventBridge's TestEventPattern)."""
-        rule = self.get(name)
+    def test(self, rule: str | RuleView, event: Event) -> bool:
+        """Would ``rule`` (or the rule of that name) match ``event``? (EventBridge's TestEventPattern)."""
+        if isinstance(rule, str):
+            rule = self.get(rule)
         description = self._events.describe_rule(Name=rule.name, EventBusName=self._deployment.bus_name)
         candidate = {
             "id": event.id,
