@@ -27,6 +27,8 @@ from local.console import banner
 from local.delivery import Delivery
 from local.direct_sqs import DirectSqs
 from local.functions import FUNCTION_TYPE, LocalFunction
+from local.http_api import HttpApiGateway, http_api_banner, http_routes_of
+from local.jwt_issuer import LocalIssuer
 from local.resources import Provisioner
 from local.scheduler import LocalScheduler, delete_moto_schedule, moto_scheduled_rules, moto_schedules
 from local.settings import (
@@ -123,6 +125,14 @@ class Stack:
                 log.warning("%s: event %s is not wired locally", function.logical_id, trigger)
         routes = routes_of(template, functions.values())
         self.server = ApiHttpServer(Gateway(Router(routes), settings, limiter), settings)
+        http_routes = http_routes_of(template, functions.values())
+        http_api_lines: list[str] = []
+        if http_routes:  # the template's HTTP API (HttpApiJwtIssuer set): on its own port, as on its own host
+            check_free(settings.host, settings.http_api_port, "CORRELATOR_HTTP_API_PORT")
+            issuer = LocalIssuer(settings.state_dir, next(route.issuer or "" for route in http_routes))
+            gateway = HttpApiGateway(http_routes, settings, issuer, limiter)
+            self.http_server = ApiHttpServer(gateway, settings, port=settings.http_api_port)
+            http_api_lines = http_api_banner(settings, http_routes, issuer)
         self.delivery.start()
         self.scheduler = LocalScheduler(
             moto_schedules(settings.account_id, settings.region),
@@ -134,13 +144,15 @@ class Stack:
         )
         self.scheduler.start()
         self.server.start()
+        if getattr(self, "http_server", None) is not None:
+            self.http_server.start()
         self.state = store
         store.start()
-        return banner(settings, inventory, routes, functions, self.delivery, self.restored)
+        return banner(settings, inventory, routes, functions, self.delivery, self.restored, http_api_lines)
 
     def stop(self) -> None:
         # New requests stop, deliveries under way finish, then the state is saved while moto still runs.
-        for step in ("server", "scheduler", "delivery", "functions", "state", "moto"):
+        for step in ("http_server", "server", "scheduler", "delivery", "functions", "state", "moto"):
             part = getattr(self, step, None)
             if part is None:
                 continue

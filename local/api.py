@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.functions import LocalFunction
@@ -356,6 +356,14 @@ class Gateway:
         return (*_message(502, "Internal server error"), f"{route.function.logical_id} failed")
 
 
+class RequestGateway(Protocol):
+    """What the HTTP server hands each request to (``Gateway``, ``local.http_api.HttpApiGateway``)."""
+
+    def handle(
+        self, method: str, target: str, headers: Headers, body: bytes, client_ip: str
+    ) -> tuple[int, Headers, bytes]: ...
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: ApiHttpServer
@@ -422,9 +430,9 @@ class ApiHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # many clients connecting at once are queued, not reset (socketserver's default: 5)
 
-    def __init__(self, gateway: Gateway, settings: Settings) -> None:
+    def __init__(self, gateway: RequestGateway, settings: Settings, port: int | None = None) -> None:
         self.gateway = gateway
-        super().__init__((settings.host, settings.port), _RequestHandler)
+        super().__init__((settings.host, settings.port if port is None else port), _RequestHandler)
         self._thread: threading.Thread | None = None
         self._active = 0
         self._idle = threading.Condition()

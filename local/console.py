@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from local.api import Auth, Route
 from local.delivery import Delivery, EventSourceMappingPoller
@@ -59,6 +59,7 @@ def banner(
     functions: Mapping[str, LocalFunction],
     delivery: Delivery,
     restored: bool = False,
+    http_api: Sequence[str] = (),
 ) -> str:
     width = max((len(route.path) for route in routes), default=10)
     name_width = max((len(name) for name in functions), default=10)
@@ -91,6 +92,7 @@ def banner(
         *[f"  {physical}  ({kind} {logical})" for logical, kind, physical in inventory.created],
         *_section("Not created locally", (f"{lid} ({kind})" for lid, kind in inventory.not_supported)),
         *_section("Notes", inventory.notes),
+        *_section("HTTP API (the template's second front door: HttpApiJwtIssuer)", http_api),
         "",
         "Keys",
         f"  x-api-key: {settings.api_key}    routes marked 'api key' (caller = API key id {API_KEY_ID})",

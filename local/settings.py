@@ -48,6 +48,7 @@ class Settings:
     state_dir: Path = DEFAULT_STATE_DIR
     concurrency: int = DEFAULT_CONCURRENCY
     save_seconds: int = DEFAULT_SAVE_SECONDS
+    http_api_port: int = 3001  # the template's HTTP API front door, when it has one (HttpApiJwtIssuer)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -65,9 +66,10 @@ class Settings:
             state_dir=Path(environ.get("CORRELATOR_STATE_DIR") or DEFAULT_STATE_DIR).resolve(),
             concurrency=_positive(environ, "CORRELATOR_CONCURRENCY", DEFAULT_CONCURRENCY),
             save_seconds=_positive(environ, "CORRELATOR_SAVE_SECONDS", DEFAULT_SAVE_SECONDS),
+            http_api_port=_port(environ, "CORRELATOR_HTTP_API_PORT", 3001),
         )
-        if settings.port == settings.moto_port:
-            raise SettingsError("CORRELATOR_PORT and CORRELATOR_MOTO_PORT must differ")
+        if len({settings.port, settings.moto_port, settings.http_api_port}) < 3:
+            raise SettingsError("CORRELATOR_PORT, CORRELATOR_MOTO_PORT and CORRELATOR_HTTP_API_PORT must differ")
         if settings.api_key == settings.admin_key:
             raise SettingsError("CORRELATOR_API_KEY and CORRELATOR_ADMIN_KEY must differ")
         return settings
@@ -79,6 +81,10 @@ class Settings:
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def http_api_url(self) -> str:
+        return f"http://{self.host}:{self.http_api_port}"
 
     @property
     def admin_arn(self) -> str:

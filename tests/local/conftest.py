@@ -150,12 +150,24 @@ def stop_stack(stack: LocalStack) -> None:
 
 # The port of the test receiver that relay rules may reach (RelayAllowedHosts locally needs host:port).
 RELAY_RECEIVER_PORT = free_port()
+# The template's HTTP API front door, served by the session stack too (its JWTs from the local issuer).
+HTTP_API_PORT = free_port()
+HTTP_API_ISSUER = "https://issuer.correlator.test"
+HTTP_API_AUDIENCE = "correlator-tests"
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    """The stack of the project's template.yaml (relays may also reach 127.0.0.1:RELAY_RECEIVER_PORT)."""
-    running = start_stack({"CORRELATOR_PARAM_RelayAllowedHosts": f"127.0.0.1:{RELAY_RECEIVER_PORT}"})
+    """The stack of the project's template.yaml (relays may also reach 127.0.0.1:RELAY_RECEIVER_PORT), with the
+    HTTP API option on (HttpApiJwtIssuer) at 127.0.0.1:HTTP_API_PORT."""
+    running = start_stack(
+        {
+            "CORRELATOR_PARAM_RelayAllowedHosts": f"127.0.0.1:{RELAY_RECEIVER_PORT}",
+            "CORRELATOR_PARAM_HttpApiJwtIssuer": HTTP_API_ISSUER,
+            "CORRELATOR_PARAM_HttpApiJwtAudience": HTTP_API_AUDIENCE,
+            "CORRELATOR_HTTP_API_PORT": str(HTTP_API_PORT),
+        }
+    )
     yield running
     stop_stack(running)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.local.conftest import LocalStack
+from tests.local.conftest import HTTP_API_AUDIENCE, HTTP_API_ISSUER, HTTP_API_PORT, LocalStack
 
 pytestmark = pytest.mark.slow
 
@@ -222,3 +222,73 @@ def test_buckets_are_left_unversioned_because_moto_never_expires_old_versions(st
     # THEN no bucket is versioned locally: moto would keep a full copy of the current log per append forever
     assert names
     assert all("Status" not in s3.get_bucket_versioning(Bucket=name) for name in names)
+
+
+# -- the HTTP API front door (HttpApiJwtIssuer), served by the same stack on its own port ---------------
+
+
+def http_api_post(body: Any, token: str | None) -> tuple[int, dict[str, str], Any]:
+    import urllib.error
+    import urllib.request
+
+    headers = {**JSON, **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{HTTP_API_PORT}/events", data=json.dumps(body).encode(), method="POST", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+def test_the_http_api_takes_a_jwt_from_the_local_issuer_and_stamps_its_sub(stack: LocalStack, probe: Probe) -> None:
+    from local.jwt_issuer import LocalIssuer
+
+    # GIVEN a token for client "orders-service" minted with the stack's own issuer key (its state directory)
+    issuer = LocalIssuer(stack.state_dir, HTTP_API_ISSUER)
+    token = issuer.mint("orders-service", HTTP_API_AUDIENCE)
+
+    # WHEN an event is posted to the HTTP API with it
+    status, _headers, body = http_api_post({"type": "order.created", "object": "orders/http"}, token)
+
+    # THEN it is accepted, and on the bus its subject is the token's sub (as the API key id is through REST)
+    assert status == 200, body
+    [delivered] = probe.drain()
+    assert (delivered["detail"]["object"], delivered["detail"]["subject"]) == ("orders/http", "orders-service")
+
+
+def test_the_http_api_refuses_bad_tokens_like_api_gateway_and_publishes_nothing(
+    stack: LocalStack, probe: Probe
+) -> None:
+    from local.jwt_issuer import LocalIssuer
+
+    # GIVEN no token, a token for another audience, an expired one and one signed by a stranger's key
+    issuer = LocalIssuer(stack.state_dir, HTTP_API_ISSUER)
+    import tempfile
+    from pathlib import Path
+
+    stranger = LocalIssuer(Path(tempfile.mkdtemp(prefix="stranger-")), HTTP_API_ISSUER)
+    tokens = {
+        "missing": None,
+        "audience": issuer.mint("orders-service", "someone-else"),
+        "expired": issuer.mint("orders-service", HTTP_API_AUDIENCE, ttl=-60),
+        "key": stranger.mint("orders-service", HTTP_API_AUDIENCE),
+    }
+
+    # WHEN each is used
+    answers = {name: http_api_post({"type": "order.created"}, token) for name, token in tokens.items()}
+
+    # THEN each gets API Gateway's 401 and its reason in www-authenticate; nothing reached the bus
+    for name, (status, headers, body) in answers.items():
+        assert (status, body) == (401, {"message": "Unauthorized"}), name
+        assert 'error="invalid_token"' in headers["www-authenticate"], name
+    assert "valid audience" in answers["audience"][1]["www-authenticate"]
+    assert "expired" in answers["expired"][1]["www-authenticate"]
+    assert_nothing_published(stack, probe)
+
+
+def test_the_rest_api_is_unchanged_next_to_the_http_api(stack: LocalStack) -> None:
+    # GIVEN the HTTP API option on; WHEN the REST API is called with a JWT only; THEN it still wants its API key
+    response = post_events(stack, {"type": "order.created"}, {**JSON, "Authorization": "Bearer x"})
+    assert response.status == 403
