@@ -77,7 +77,9 @@ def format_time(value: datetime) -> str:
     """RFC 3339 UTC with milliseconds and ``Z``: ``2026-11-22T14:52:39.778Z`` (always a four-digit year)."""
     # Not strftime("%Y"): glibc writes year 199 as "199", which nothing parses back; isoformat writes "0199"
     # and truncates the fraction to milliseconds. In UTC it ends "+00:00".
-    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    if value.tzinfo is not UTC:  # parse_time's times are already
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_time(value: Any) -> datetime:
@@ -92,12 +94,16 @@ def parse_time(value: Any) -> datetime:
         parsed = value
     elif isinstance(value, str) and (match := _RFC3339_RE.fullmatch(value)):
         base, fraction, offset = match.groups()
-        micros = "." + fraction.ljust(6, "0") if fraction else ""
-        iso = f"{base.upper().replace(' ', 'T')}{micros}{'+00:00' if offset in 'Zz' else offset}"
+        # milliseconds kept, as below: the text says so already
+        millis = "." + fraction[:3].ljust(6, "0") if fraction else ""
+        utc = offset in "Zz"
+        iso = f"{base.upper().replace(' ', 'T')}{millis}{'+00:00' if utc else offset}"
         try:
             parsed = datetime.fromisoformat(iso)
         except ValueError:
             raise ValueError("must be an RFC 3339 timestamp, e.g. 2026-11-22T14:52:39.778Z") from None
+        if utc:  # in UTC (the singleton fromisoformat gives) and truncated: nothing left to do
+            return parsed
     else:
         raise ValueError("must be an RFC 3339 timestamp with a UTC offset or Z, e.g. 2026-11-22T14:52:39.778Z")
     if parsed.tzinfo is None:

@@ -76,6 +76,8 @@ SUBMISSION_ADAPTER: TypeAdapter[EventBatch | EventSubmission] = TypeAdapter(Subm
 # pydantic-core's own validator and serializer, called without pydantic's per-call wrappers.
 _validate_submission = SUBMISSION_ADAPTER.validator.validate_python
 _submission_json = EventSubmission.__pydantic_serializer__.to_json
+# What entry_size counts in every stamped entry besides its DetailType and Detail: Source and Time.
+_STAMPED_ENTRY_BYTES = entry_size({"Source": SOURCE_EXTERNAL, "Time": datetime.now(UTC)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,6 @@ def stamp_submissions(
     with the server's fields, serialised once per request, added after its last field. Every event
     of the request gets the same reception time (when none is given).
     """
-    received_at = parse_time(now or datetime.now(UTC))
     # ',"external":true,...}' and ',"time":"...",' + that: the fields every event of this request shares,
     # as _COMPACT_JSON writes the dict {"external", "request_key", "hops", "subject", "via"} (absent ones left out).
     shared = f',"external":true,"request_key":{_COMPACT_JSON.encode(caller.request_key)},"hops":{int(caller.hops)}'
@@ -142,20 +143,30 @@ def stamp_submissions(
     if caller.via:
         shared += f',"via":[{",".join(_COMPACT_JSON.encode(hop) for hop in caller.via)}]'
     shared += "}"
-    shared_with_time = f',"time":"{format_time(received_at)}"{shared}'
+    received_at: datetime | None = None  # read once, for the first event that carries no time
+    shared_with_time = shared
     envelopes = []
     for submission, event_id in zip(submissions, new_event_ids(len(submissions)), strict=True):
-        # event_id: URL-safe characters, nothing to escape
+        time = submission.time
+        if time is None:
+            if received_at is None:
+                received_at = parse_time(now or datetime.now(UTC))
+                shared_with_time = f',"time":"{format_time(received_at)}"{shared}'
+            time, fields = received_at, shared_with_time
+        else:
+            fields = shared
         own = _submission_json(submission, exclude_none=True).decode()  # '{"type":...}', never empty
-        detail = f'{own[:-1]},"id":"{event_id}"{shared if submission.time else shared_with_time}'
+        detail = f'{own[:-1]},"id":"{event_id}"{fields}'  # event_id: URL-safe characters, nothing to escape
         entry: PutEventsRequestEntryTypeDef = {
             "Source": SOURCE_EXTERNAL,
             "DetailType": submission.type,
             "Detail": detail,
-            "Time": submission.time or received_at,
+            "Time": time,
             "EventBusName": bus_name,
         }
-        envelopes.append(Envelope(event_id, entry, entry_size(entry)))
+        # entry_size(entry), knowing the fields: a Time, an ASCII Source and DetailType (its pattern), no Resources
+        size = _STAMPED_ENTRY_BYTES + len(submission.type) + (len(detail) if detail.isascii() else len(detail.encode()))
+        envelopes.append(Envelope(event_id, entry, size))
     oversized = [
         {
             "index": index,
