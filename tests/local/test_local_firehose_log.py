@@ -31,7 +31,7 @@ def test_posted_events_become_log_lines_through_firehose(firehose_stack: LocalSt
     stack = firehose_stack
     s3 = stack.client("s3")
     buckets = [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
-    [staging] = [name for name in buckets if "logstagingbucket" in name]
+    [staging] = [name for name in buckets if name.startswith("log-staging-")]
     [log_bucket] = [name for name in buckets if "logbucket" in name]
 
     # WHEN events are posted

@@ -408,6 +408,13 @@ def test_the_firehose_log_path_is_optional_least_privilege_and_dead_lettered(tem
     [notification] = bucket["NotificationConfiguration"]["QueueConfigurations"]
     assert notification["Queue"] == {"Fn::GetAtt": ["LogStagingQueue", "Arn"]}
     assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "staged/"}]
+    # only this bucket may send to the queue: the policy names the bucket the template names
+    [sender] = resources["LogStagingQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert sender["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert sender["Action"] == "sqs:SendMessage"
+    name, names = bucket["BucketName"]["Fn::Sub"]
+    source, sources = sender["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
+    assert (source, sources) == (f"arn:${{AWS::Partition}}:s3:::{name}", names)
     redrive = resources["LogStagingQueue"]["Properties"]["RedrivePolicy"]
     assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["LogStagingDeadLetterQueue", "Arn"]}
     alarm = resources["LogStagingDeadLetterAlarm"]["Properties"]
