@@ -55,6 +55,7 @@ class LocalStack:
     output: IO[bytes]
     state_dir: Path
     clients: dict[str, Any] = field(default_factory=dict)
+    http_api_port: int | None = None  # the HTTP API front door, when the stack serves one
 
     @property
     def url(self) -> str:
@@ -115,6 +116,7 @@ def start_stack(extra_env: Mapping[str, str] | None = None) -> LocalStack:
         int(env["CORRELATOR_MOTO_PORT"]),
         output,
         Path(env["CORRELATOR_STATE_DIR"]),
+        http_api_port=int(env["CORRELATOR_HTTP_API_PORT"]) if "CORRELATOR_HTTP_API_PORT" in env else None,
     )
     deadline = time.monotonic() + START_TIMEOUT
     while True:
@@ -151,7 +153,6 @@ def stop_stack(stack: LocalStack) -> None:
 # The port of the test receiver that relay rules may reach (RelayAllowedHosts locally needs host:port).
 RELAY_RECEIVER_PORT = free_port()
 # The template's HTTP API front door, served by the session stack too (its JWTs from the local issuer).
-HTTP_API_PORT = free_port()
 HTTP_API_ISSUER = "https://issuer.correlator.test"
 HTTP_API_AUDIENCE = "correlator-tests"
 
@@ -159,13 +160,13 @@ HTTP_API_AUDIENCE = "correlator-tests"
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
     """The stack of the project's template.yaml (relays may also reach 127.0.0.1:RELAY_RECEIVER_PORT), with the
-    HTTP API option on (HttpApiJwtIssuer) at 127.0.0.1:HTTP_API_PORT."""
+    HTTP API option on (HttpApiJwtIssuer) at 127.0.0.1:<stack.http_api_port>."""
     running = start_stack(
         {
             "CORRELATOR_PARAM_RelayAllowedHosts": f"127.0.0.1:{RELAY_RECEIVER_PORT}",
             "CORRELATOR_PARAM_HttpApiJwtIssuer": HTTP_API_ISSUER,
             "CORRELATOR_PARAM_HttpApiJwtAudience": HTTP_API_AUDIENCE,
-            "CORRELATOR_HTTP_API_PORT": str(HTTP_API_PORT),
+            "CORRELATOR_HTTP_API_PORT": str(free_port()),
         }
     )
     yield running

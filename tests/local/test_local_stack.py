@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.local.conftest import HTTP_API_AUDIENCE, HTTP_API_ISSUER, HTTP_API_PORT, LocalStack
+from tests.local.conftest import HTTP_API_AUDIENCE, HTTP_API_ISSUER, LocalStack
 
 pytestmark = pytest.mark.slow
 
@@ -227,13 +227,13 @@ def test_buckets_are_left_unversioned_because_moto_never_expires_old_versions(st
 # -- the HTTP API front door (HttpApiJwtIssuer), served by the same stack on its own port ---------------
 
 
-def http_api_post(body: Any, token: str | None) -> tuple[int, dict[str, str], Any]:
+def http_api_post(stack: LocalStack, body: Any, token: str | None) -> tuple[int, dict[str, str], Any]:
     import urllib.error
     import urllib.request
 
     headers = {**JSON, **({"Authorization": f"Bearer {token}"} if token else {})}
     request = urllib.request.Request(
-        f"http://127.0.0.1:{HTTP_API_PORT}/events", data=json.dumps(body).encode(), method="POST", headers=headers
+        f"http://127.0.0.1:{stack.http_api_port}/events", data=json.dumps(body).encode(), method="POST", headers=headers
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -250,7 +250,7 @@ def test_the_http_api_takes_a_jwt_from_the_local_issuer_and_stamps_its_sub(stack
     token = issuer.mint("orders-service", HTTP_API_AUDIENCE)
 
     # WHEN an event is posted to the HTTP API with it
-    status, _headers, body = http_api_post({"type": "order.created", "object": "orders/http"}, token)
+    status, _headers, body = http_api_post(stack, {"type": "order.created", "object": "orders/http"}, token)
 
     # THEN it is accepted, and on the bus its subject is the token's sub (as the API key id is through REST)
     assert status == 200, body
@@ -277,7 +277,7 @@ def test_the_http_api_refuses_bad_tokens_like_api_gateway_and_publishes_nothing(
     }
 
     # WHEN each is used
-    answers = {name: http_api_post({"type": "order.created"}, token) for name, token in tokens.items()}
+    answers = {name: http_api_post(stack, {"type": "order.created"}, token) for name, token in tokens.items()}
 
     # THEN each gets API Gateway's 401 and its reason in www-authenticate; nothing reached the bus
     for name, (status, headers, body) in answers.items():
