@@ -165,6 +165,62 @@ def test_the_log_writer_appends_every_line_exactly_once(
         assert world.list_objects_v2(Bucket=LOG_BUCKET, Prefix=ARCHIVE_PREFIX)["KeyCount"] >= 1
 
 
+STAGING_BUCKET = "correlator-log-staging-exactly-once"
+STAGING_QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:correlator-log-staging"
+
+
+def test_the_log_writer_appends_every_staged_record_exactly_once(
+    world: Any, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the log writer on the Firehose path: two staged objects (the second repeats a record of the first)
+    monkeypatch.setenv("LOG_STAGING_QUEUE_ARN", STAGING_QUEUE_ARN)
+    world.create_bucket(Bucket=STAGING_BUCKET)
+    writer: ModuleType = fresh_import("functions.log_writer.app")
+    log = writer.action.log
+    bodies = [record["body"] for record in load_event("sqs/log-delivery")["Records"]]
+    objects = {"staged/a": bodies[:2], "staged/b": [bodies[1], *bodies[2:]]}
+    expected = [render_log_message(body, writer.action.line_format) for body in bodies]
+    notifications = {
+        "Records": [
+            {
+                "messageId": f"n-{key}",
+                "eventSourceARN": STAGING_QUEUE_ARN,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "body": json.dumps(
+                    {
+                        "Records": [
+                            {
+                                "eventName": "ObjectCreated:Put",
+                                "s3": {"bucket": {"name": STAGING_BUCKET}, "object": {"key": key}},
+                            }
+                        ]
+                    }
+                ),
+            }
+            for key in objects
+        ]
+    }
+
+    def seed() -> None:  # Firehose wrote them (again: the writer deleted them in the previous case)
+        for key, records in objects.items():
+            world.put_object(Bucket=STAGING_BUCKET, Key=key, Body="".join(f"{body}\n" for body in records).encode())
+
+    # WHEN it crashes or fails at every step and SQS redelivers the notifications
+    tally = run_cases(
+        Tally("log writer, staged objects"),
+        world,
+        lambda event: writer.lambda_handler(event, lambda_context),
+        [log.s3, log.ledger.dynamodb],
+        notifications,
+        seed,
+        lambda: log_items(world, expected, 0),
+    )
+
+    # THEN every line is there exactly once, in every case
+    assert len(expected) == 3
+    assert (tally.lost, tally.duplicated) == (0, 0), "\n".join(tally.failures)
+
+
 # ---- the csv writer ----
 
 
