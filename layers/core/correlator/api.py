@@ -52,7 +52,7 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # admin bodies (rules, settings) are small
 _NOT_AN_OBJECT = frozenset({"model_type", "model_attributes_type", "dict_type", "union_tag_not_found"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request, and a frozen dataclass costs ~3x to build
 class Caller:
     """Who made a request and the chain context it carries (from headers and the request context)."""
 
