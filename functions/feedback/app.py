@@ -20,7 +20,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from correlator import aws
 from correlator.api import register_error_handlers
 from correlator.errors import ForbiddenError, NotFoundError
-from correlator.feedback import email_feedback
+from correlator.feedback import email_feedback, emit_once, ses_feedback_key, ses_origin
+from correlator.idempotency import OncePerKey
 from correlator.internal import bus_emitter
 from correlator.logs import function_logger
 from correlator.secrets import SecretReader
@@ -35,6 +36,8 @@ app = APIGatewayRestResolver(enable_validation=True)
 register_error_handlers(app, json_bodies=False)  # Twilio posts a form, not JSON
 
 emitter = bus_emitter(metrics)
+# SES and Twilio may deliver a notification twice: each produces its event once.
+once = OncePerKey(os.environ["IDEMPOTENCY_TABLE_NAME"], key_prefix="feedback")
 twilio_secret = os.environ.get("TWILIO_SECRET_NAME", "")
 secrets = SecretReader(SecretsProvider(boto3_client=aws.client("secretsmanager")))
 
@@ -63,6 +66,7 @@ def twilio_status(origin: Origin) -> Response[None]:
         origin_token=origin,
         auth_token=read_credentials(secrets, twilio_secret).auth_token.get_secret_value(),
         emitter=emitter,
+        once=once,
     )
     if status == 403:
         logger.warning("twilio callback refused: bad signature")
@@ -80,11 +84,16 @@ def twilio_status(origin: Origin) -> Response[None]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    once.register_lambda_context(context)
     if "httpMethod" in event:
         return app.resolve(event, context)
-    emitted = email_feedback(event.get("detail") or {}, emitter)
-    if emitted is None:
+    detail = event.get("detail") or {}
+    if ses_origin(detail) is None:
         logger.info("ses notification ignored: not an email Correlator sent", extra={"type": event.get("detail-type")})
+        return {"emitted": None}
+    emitted = emit_once(once, ses_feedback_key(detail), lambda: email_feedback(detail, emitter))
+    if emitted is None:
+        logger.info("ses notification already handled", extra=ses_feedback_key(detail))
         return {"emitted": None}
     logger.info("email feedback", extra={"type": emitted.type, "object": emitted.object})
     metrics.add_metric(name="EmailFeedback", unit=MetricUnit.Count, value=1)

@@ -11,7 +11,8 @@ from urllib.parse import parse_qsl
 from twilio.request_validator import RequestValidator
 
 from correlator.event import Event
-from correlator.feedback import FeedbackOrigin, sms_feedback
+from correlator.feedback import FeedbackOrigin, emit_once, sms_feedback, twilio_feedback_key
+from correlator.idempotency import OncePerKey
 from correlator.internal import InternalEventEmitter
 
 
@@ -28,12 +29,14 @@ def receive_twilio_status(
     origin_token: str,
     auth_token: str,
     emitter: InternalEventEmitter,
+    once: OncePerKey,
 ) -> tuple[int, Event | None]:
     """Check a Twilio status callback and emit its event: the HTTP status to answer, and the event.
 
     403 when ``X-Twilio-Signature`` does not verify (over ``url`` and the form fields, with the
     account's auth token), 404 for a path that names no delivery, 204 otherwise (interim statuses
-    such as ``queued`` are accepted and emit nothing).
+    such as ``queued`` are accepted and emit nothing; so is a callback Twilio sends again). Only a
+    verified callback records its key: a forged one cannot block the real one.
     """
     params = dict(parse_qsl(body, keep_blank_values=True))
     if not signature or not RequestValidator(auth_token).validate(url, params, signature):
@@ -41,4 +44,4 @@ def receive_twilio_status(
     origin = FeedbackOrigin.from_token(origin_token)
     if origin is None:
         return 404, None
-    return 204, sms_feedback(params, origin, emitter)
+    return 204, emit_once(once, twilio_feedback_key(params), lambda: sms_feedback(params, origin, emitter))

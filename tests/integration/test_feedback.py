@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from types import ModuleType
@@ -16,7 +17,13 @@ from twilio.request_validator import RequestValidator
 from correlator.event import Event
 from correlator.feedback import FeedbackOrigin, twilio_callback_url
 from tests.conftest import fresh_import
-from tests.notification_doubles import AUTH_TOKEN, TWILIO_SECRET, twilio_secret
+from tests.notification_doubles import (
+    AUTH_TOKEN,
+    IDEMPOTENCY_TABLE,
+    TWILIO_SECRET,
+    create_idempotency_table,
+    twilio_secret,
+)
 from tests.probe import REGION, BusProbe
 from tests.samples import load_event
 
@@ -40,6 +47,8 @@ SIGNED_URL = (
 def feedback(bus_probe: BusProbe, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "feedback")
     monkeypatch.setenv("TWILIO_SECRET_NAME", TWILIO_SECRET)
+    create_idempotency_table()
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE)
     boto3.client("secretsmanager", region_name=REGION).create_secret(Name=TWILIO_SECRET, SecretString=twilio_secret())
     return fresh_import(FEEDBACK_MODULE)
 
@@ -128,6 +137,22 @@ def test_ses_notifications_become_internal_events_naming_the_original_event_and_
     assert "oncall@example.com" not in json.dumps(emitted)  # addresses stay out of the event log
 
 
+def test_a_redelivered_ses_notification_produces_its_event_once(
+    feedback: ModuleType, bus_probe: BusProbe, lambda_context: LambdaContext
+) -> None:
+    # GIVEN a bounce, delivered twice (once as another EventBridge event), and the same mail's delivery
+    bounce = load_fixture("ses-bounce")
+    again = {**copy.deepcopy(bounce), "id": "another-eventbridge-id"}
+    delivery = load_fixture("ses-delivery")
+
+    # WHEN each reaches the function
+    results = [feedback.lambda_handler(event, lambda_context) for event in (bounce, again, delivery)]
+
+    # THEN one email.bounced (the repeat emits nothing), and the other notification still counts
+    assert results == [{"emitted": "email.bounced"}, {"emitted": None}, {"emitted": "email.delivered"}]
+    assert [event["type"] for event in internal_events(bus_probe)] == ["email.bounced", "email.delivered"]
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -180,6 +205,24 @@ def test_a_signed_twilio_callback_becomes_an_sms_event(
     assert (emitted["system_id"], emitted["request_key"], emitted["hops"]) == ("rule/notify-ops-by-sms", "Req_1001", 1)
 
 
+def test_a_repeated_twilio_callback_produces_its_event_once(
+    feedback: ModuleType, bus_probe: BusProbe, lambda_context: LambdaContext
+) -> None:
+    # GIVEN a forged callback for the message first (refused: it must not claim the callback's key)
+    forged = feedback.lambda_handler(signed(load_fixture("feedback-twilio"), token="0" * 32), lambda_context)
+
+    # WHEN Twilio sends the same signed callback twice, then the message's next status
+    first = feedback.lambda_handler(signed(load_fixture("feedback-twilio")), lambda_context)
+    repeat = feedback.lambda_handler(signed(load_fixture("feedback-twilio")), lambda_context)
+    failed = load_fixture("feedback-twilio")
+    failed["body"] = failed["body"].replace("undelivered", "failed")
+    later = feedback.lambda_handler(signed(failed), lambda_context)
+
+    # THEN all but the forgery answer 204, and there is one event per status
+    assert [response["statusCode"] for response in (forged, first, repeat, later)] == [403, 204, 204, 204]
+    assert [event["type"] for event in internal_events(bus_probe)] == ["sms.undelivered", "sms.failed"]
+
+
 @pytest.mark.parametrize(
     "tamper",
     [
@@ -225,6 +268,7 @@ def test_without_a_twilio_account_the_route_does_not_exist(
     # GIVEN no Twilio secret configured
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "feedback")
     monkeypatch.setenv("TWILIO_SECRET_NAME", "")
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE)
     module = fresh_import(FEEDBACK_MODULE)
 
     # WHEN / THEN

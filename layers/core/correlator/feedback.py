@@ -14,16 +14,22 @@ provider's message id, ``info`` the outcome, ``system_id`` ``rule/<rule>``, ``re
 original request's, ``hops`` the action result's (the original event's + 1, so a rule reacting to
 feedback is bounded by the hop guard like any other chain) and ``payload`` ``{"event_id", "rule",
 ...}``: rules can react to them ("SMS failed → email").
+
+SES and Twilio may deliver one notification more than once (SNS/EventBridge at least once, Twilio
+retries a callback it saw fail): ``emit_once`` makes each produce its event once, keyed by the
+provider's message id and what the notification reports (``ses_feedback_key``,
+``twilio_feedback_key``), on the stack's idempotency table.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from correlator.event import Event, Level
+from correlator.idempotency import OncePerKey
 from correlator.internal import InternalEventEmitter
 from correlator.text import mask_number
 
@@ -139,16 +145,21 @@ def _emit(
     )
 
 
+def ses_origin(detail: Mapping[str, Any]) -> FeedbackOrigin | None:
+    """Where the mail of an SES notification (EventBridge ``detail``) came from; ``None`` when it is not ours."""
+    mail = detail.get("mail") if isinstance(detail.get("mail"), Mapping) else None
+    if str(detail.get("eventType")) not in SES_FEEDBACK or mail is None:
+        return None
+    return FeedbackOrigin.from_email_tags(mail.get("tags") or {})
+
+
 def email_feedback(detail: Mapping[str, Any], emitter: InternalEventEmitter) -> Event | None:
     """Emit the internal event of one SES notification (EventBridge ``detail``); ``None`` when it is not ours."""
-    mapped = SES_FEEDBACK.get(str(detail.get("eventType")))
-    mail = detail.get("mail") if isinstance(detail.get("mail"), Mapping) else None
-    if mapped is None or mail is None:
-        return None
-    origin = FeedbackOrigin.from_email_tags(mail.get("tags") or {})
+    origin = ses_origin(detail)
     if origin is None:
         return None
-    type, level = mapped
+    mail = detail["mail"]
+    type, level = SES_FEEDBACK[str(detail["eventType"])]
     info, recipients = _ses_outcome(str(detail["eventType"]), detail)
     payload: dict[str, Any] = {
         "recipients": recipients if recipients is not None else len(mail.get("destination") or [])
@@ -194,3 +205,48 @@ def sms_feedback(params: Mapping[str, str], origin: FeedbackOrigin, emitter: Int
     return _emit(
         emitter, origin, f"sms.{status}", object=params.get("MessageSid"), info=status, level=level, payload=payload
     )
+
+
+# SES eventType -> the notification's own object (whose feedbackId or timestamp tells two notifications apart).
+_SES_DETAIL_OBJECT = {
+    "Delivery": "delivery",
+    "Bounce": "bounce",
+    "Complaint": "complaint",
+    "Reject": "reject",
+    "DeliveryDelay": "deliveryDelay",
+}
+
+
+def ses_feedback_key(detail: Mapping[str, Any]) -> dict[str, str]:
+    """What identifies one SES notification: the message, the event type, and its feedback id or time."""
+
+    def part(name: str) -> Mapping[str, Any]:
+        value = detail.get(name)
+        return value if isinstance(value, Mapping) else {}
+
+    event_type = str(detail.get("eventType"))
+    mail, own = part("mail"), part(_SES_DETAIL_OBJECT.get(event_type, ""))
+    return {
+        "ses": str(mail.get("messageId") or ""),
+        "type": event_type,
+        "at": str(own.get("feedbackId") or own.get("timestamp") or ""),
+    }
+
+
+def twilio_feedback_key(params: Mapping[str, str]) -> dict[str, str]:
+    """What identifies one Twilio status callback: the message and the status it reports."""
+    return {"twilio": params.get("MessageSid", ""), "status": params.get("MessageStatus", "")}
+
+
+def emit_once(once: OncePerKey, key: Mapping[str, str], emit: Callable[[], Event | None]) -> Event | None:
+    """``emit()`` the first time a notification with ``key`` arrives; ``None`` (nothing emitted) on a redelivery."""
+    emitted: list[Event] = []
+
+    def effect() -> dict[str, Any]:
+        event = emit()
+        if event is not None:
+            emitted.append(event)
+        return {"event_id": event.id if event is not None else None}
+
+    once.run(key, effect)
+    return emitted[0] if emitted else None
