@@ -104,7 +104,7 @@ class Stack:
 def start_stack(repo: Path = REPO, extra_env: dict[str, str] | None = None) -> Stack:
     """A fresh ``python -m local`` on free ports (``extra_env``: e.g. ``CORRELATOR_PARAM_*`` parameters)."""
     state_dir = tempfile.TemporaryDirectory(prefix="correlator-bench-")
-    kept = ("CORRELATOR_CONCURRENCY",)  # to measure another concurrency; nothing else of the caller's stack
+    kept = ("CORRELATOR_CONCURRENCY", "CORRELATOR_SAVE_SECONDS")  # to measure other settings; nothing else
     env = {
         name: value
         for name, value in os.environ.items()

@@ -23,6 +23,7 @@ from moto.server import ThreadedMotoServer
 
 from local import lines, moto_compat, state
 from local.api import ApiHttpServer, Gateway, Router, routes_of
+from local.async_events import AsyncEvents
 from local.console import banner
 from local.delivery import Delivery
 from local.direct_sqs import DirectSqs
@@ -134,6 +135,8 @@ class Stack:
             self.http_server = ApiHttpServer(gateway, settings, port=settings.http_api_port)
             http_api_lines = http_api_banner(settings, http_routes, issuer)
         self.delivery.start()
+        self.events = AsyncEvents()  # PutEvents answers once accepted; rules and targets run after (as on AWS)
+        self.events.start()  # after the function queues exist: what a restored state had queued goes there
         self.scheduler = LocalScheduler(
             moto_schedules(settings.account_id, settings.region),
             delete_moto_schedule(settings.account_id, settings.region),
@@ -151,8 +154,9 @@ class Stack:
         return banner(settings, inventory, routes, functions, self.delivery, self.restored, http_api_lines)
 
     def stop(self) -> None:
-        # New requests stop, deliveries under way finish, then the state is saved while moto still runs.
-        for step in ("http_server", "server", "scheduler", "delivery", "functions", "state", "moto"):
+        # New requests stop, accepted events and deliveries under way finish, then the state is saved
+        # while moto still runs (events accepted after the event deliverer stopped are saved queued).
+        for step in ("http_server", "server", "scheduler", "events", "delivery", "functions", "state", "moto"):
             part = getattr(self, step, None)
             if part is None:
                 continue

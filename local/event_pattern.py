@@ -22,11 +22,13 @@ most wildcard-pattern prefixes that one input value can match at once, per field
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
@@ -556,5 +558,22 @@ class EventPattern:
         ]
 
     def matches(self, event: Mapping[str, Any]) -> bool:
-        found: dict[str, Occurrences] = {}  # leaf values by path, looked up once per event
+        found: dict[str, Occurrences] | None = getattr(_shared, "found", None)
+        if found is None:
+            found = {}  # leaf values by path, looked up once per event
         return any(_walk(fields, 0, {}, found, event) for fields in self._fields)
+
+
+_shared = threading.local()
+
+
+@contextlib.contextmanager
+def one_event() -> Iterator[None]:
+    """Within this block every pattern is matched against the same event (copies of one dict, each
+    rule of a bus getting its own): they share the event's leaf values, looked up once per path."""
+    outer = getattr(_shared, "found", None)
+    _shared.found = {}
+    try:
+        yield
+    finally:
+        _shared.found = outer

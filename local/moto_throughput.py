@@ -21,7 +21,22 @@ FIFO queues keep moto's code (message groups, deduplication). The behaviour is S
 costs change. (Worth proposing upstream: moto's own TODO on ``Queue.messages`` says as much.)
 
 **PutEvents.** For every event, moto rebuilds the event (a deep copy, the detail parsed from JSON
-again, two clock reads) once per rule of the bus. It is built once per event, each rule gets a copy.
+again, two clock reads) once per rule of the bus. It is built once per event, each rule gets a copy,
+and the rules share the event's field lookups (``local.event_pattern.one_event``). What happens to
+an accepted event goes through ``deliver_with``: at once by default (moto's behaviour, what the
+tests use), after the answer on the local stack (``local.async_events``, as EventBridge does).
+
+**Input transformers** again: moto evaluates eight JSONPaths and serialises the whole event to JSON
+for every target, even one without an InputTransformer. A plain path (``$.detail.type``) is looked
+up directly (jsonpath-ng for any other), and the event is serialised only when the template uses
+``<aws.events.event.json>``; the result is the same.
+
+**Request dispatch.** For every HTTP request moto lists its own package directory (to recognise a
+service name) and lists the methods of the response class with ``inspect``: both are cached.
+
+**Receipt handles and body digests.** moto draws a receipt handle's 185 letters with one
+``random.choice`` call each, and computes a message body's MD5 every time it is read (once per
+receive); the handle is drawn in one call, the digest is kept with the message.
 
 **SendMessage** reads all of a queue's attributes, and moto converts each attribute's name with a
 regular expression every time: the conversion is cached.
@@ -36,9 +51,11 @@ from __future__ import annotations
 import functools
 import heapq
 import importlib
+import json
+import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from copy import deepcopy
 from typing import Any
 
@@ -162,11 +179,37 @@ def apply() -> None:
     _cache_attribute_names()
     _build_events_once()
     _index_standard_queues()
+    _cheaper_messages()
+    _transform_inputs_directly()
+    _cache_dispatch_lookups()
+
+
+def deliver(bus: Any, message: dict[str, Any]) -> None:
+    """Send an accepted event to every matching rule of ``bus`` (each rule gets its own copy)."""
+    from local.event_pattern import one_event
+
+    with one_event():
+        for rule in list(bus.rules.values()):
+            rule.send_to_targets(dict(message))
+
+
+Deliverer = Callable[[Any, Any, dict[str, Any]], None]  # (events backend, bus, event)
+
+
+def _deliver_now(backend: Any, bus: Any, message: dict[str, Any]) -> None:
+    deliver(bus, message)
+
+
+_delivery: Deliverer = _deliver_now
+
+
+def deliver_with(deliverer: Deliverer | None) -> None:
+    """What PutEvents does with each accepted event (None: deliver it before answering, as moto does)."""
+    global _delivery
+    _delivery = deliverer or _deliver_now
 
 
 def _build_events_once() -> None:
-    import json
-
     from moto.core.utils import unix_time
     from moto.events.models import EventsBackend
     from moto.moto_api._internal import mock_random
@@ -197,8 +240,7 @@ def _build_events_once() -> None:
                 "detail": detail,
                 "ingestion-time": now,
             }
-            for rule in list(bus.rules.values()):
-                rule.send_to_targets(dict(message))
+            _delivery(self, bus, message)
         return entries if len(events) <= 10 else original(self, events)
 
     def _detail(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -349,3 +391,71 @@ def _index_standard_queues() -> None:
     backend_class.receive_message = receive_message  # type: ignore[method-assign]
     queue_class.delete_message = delete_message  # type: ignore[method-assign]
     backend_class.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
+
+
+def _cheaper_messages() -> None:
+    import string
+
+    from moto.moto_api._internal import mock_random  # moto's random (seeded through /moto-api/seed)
+    from moto.sqs import models
+
+    letters = string.ascii_lowercase
+
+    def generate_receipt_handle() -> str:
+        return "".join(mock_random.choices(letters, k=185))
+
+    original: Any = models.Message.body_md5
+
+    def body_md5(self: Any) -> str:
+        kept = self.__dict__.get("local_body_md5")
+        if kept is None or kept[0] is not self.body:
+            kept = self.__dict__["local_body_md5"] = (self.body, original.fget(self))
+        return str(kept[1])
+
+    models.generate_receipt_handle = generate_receipt_handle  # type: ignore[attr-defined]
+    models.Message.body_md5 = property(body_md5)  # type: ignore[method-assign,assignment]
+
+
+_PLAIN_PATH = re.compile(r"\$(\.[A-Za-z0-9_-]+)+")
+
+
+def _transform_inputs_directly() -> None:
+    from moto.events import utils
+
+    parser = utils.EventTemplateParser
+    stringify = parser._stringify
+
+    def value_at(path: str, event: Any) -> Any:
+        if not _PLAIN_PATH.fullmatch(path):
+            found = importlib.import_module("jsonpath_ng.ext").parse(path).find(event)
+            return found[0].value if found else None
+        node = event
+        for key in path.split(".")[1:]:
+            if not isinstance(node, dict) or key not in node:
+                return None
+            node = node[key]
+        return node
+
+    def parse(input_template: str, input_paths_map: dict[str, Any], event: Any) -> dict[str, Any]:
+        template = input_template or parser.DEFAULT_EVENT_INPUT_TEMPLATE
+        for name, path in (input_paths_map or parser.DEFAULT_EVENT_INPUT_PATHS_MAP).items():
+            result = stringify(value_at(path, event))
+            if result:
+                template = template.replace(f"<{name}>", result)
+        if "<aws.events.event.json>" in template:
+            template = template.replace("<aws.events.event.json>", stringify(event))
+        if "<aws.events.event.ingestion-time>" in template:
+            template = template.replace("<aws.events.event.ingestion-time>", stringify(event["ingestion-time"]))
+        loaded: dict[str, Any] = json.loads(template)
+        return loaded
+
+    parser.parse = staticmethod(parse)  # type: ignore[method-assign]
+
+
+def _cache_dispatch_lookups() -> None:
+    from moto import backends
+    from moto.core import responses
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+    responses.method_names_from_class = functools.cache(responses.method_names_from_class)  # type: ignore[attr-defined]

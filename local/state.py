@@ -9,7 +9,9 @@ every ``interval`` seconds while requests come in (or ten times as long as a sav
 requests wait during a save), so a SIGKILL loses at most that much.
 
 A save is consistent: moto's requests are held at a gate while it runs (a long poll waiting for
-messages does not hold the gate). The snapshot is written to a temporary file and renamed.
+messages does not hold the gate). The snapshot is written to a temporary file and renamed. An
+autosave forks: requests wait only while the process is copied (milliseconds, not the time to
+pickle a state that grows with the event log and the archive); the copy writes the file.
 
 On start the snapshot replaces the backends that provisioning made, when it was made from the
 same template, stack name and parameters (its ``fingerprint``); otherwise it is moved aside and the
@@ -29,17 +31,20 @@ import io
 import logging
 import os
 import pickle
+import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 log = logging.getLogger("local.state")
 
 SERVICES = ("events", "sqs", "s3", "dynamodb", "ses", "sesv2", "secretsmanager", "scheduler")
 FILE_NAME = "moto.pickle"
 FORMAT = 1
+COPY_TIMEOUT = 120.0  # a forked copy writing the state (an autosave) longer than this is given up
 
 
 class Extra(Protocol):
@@ -199,33 +204,74 @@ class StateStore:
         self.path.rename(aside)
         log.warning("starting fresh: the saved state was moved to %s because %s", aside, reason)
 
-    def save(self) -> None:
-        """Write a consistent snapshot of moto's state (requests wait while it is taken)."""
+    def save(self, *, background: bool = False) -> None:
+        """Write a consistent snapshot of moto's state (requests wait while it is taken).
+
+        ``background``: the snapshot is a forked copy of this process, taken while requests wait
+        (milliseconds); the copy pickles and writes it while this process goes on serving.
+        """
         with self._save_lock:
-            buffer = io.BytesIO()
-            backends = _backends()
-            with GATE.alone():
-                data = {
-                    service: {account: dict(regions) for account, regions in backend.items()}
-                    for service, backend in backends.items()
-                }
-                extras = {name: extra.snapshot() for name, extra in self.extras.items()}
-                _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(
-                    {
-                        "format": FORMAT,
-                        "fingerprint": self.fingerprint,
-                        "at": time.time(),
-                        "backends": data,
-                        "extras": extras,
-                    }
-                )
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_name(f"{FILE_NAME}.tmp")
-            with temporary.open("wb") as file:
-                file.write(buffer.getbuffer())
-                file.flush()
-                os.fsync(file.fileno())
-            temporary.replace(self.path)
+            backends = _backends()
+            if background and hasattr(os, "fork"):
+                with GATE.alone(), warnings.catch_warnings():
+                    extras = {name: extra.snapshot() for name, extra in self.extras.items()}
+                    warnings.simplefilter("ignore", DeprecationWarning)  # only this thread runs in the copy
+                    child = os.fork()
+                    if child == 0:
+                        self._write_in_copy(backends, extras)
+                self._wait_for_copy(child)
+                return
+            with GATE.alone():
+                buffer = io.BytesIO()
+                self._dump(buffer, backends, {name: extra.snapshot() for name, extra in self.extras.items()})
+            self._write(buffer.getbuffer())
+
+    @staticmethod
+    def _wait_for_copy(child: int) -> None:
+        deadline = time.monotonic() + COPY_TIMEOUT
+        while True:
+            done, status = os.waitpid(child, os.WNOHANG)
+            if done:
+                if os.waitstatus_to_exitcode(status) != 0:
+                    raise RuntimeError(f"the forked copy could not write the state (exit status {status})")
+                return
+            if time.monotonic() > deadline:
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+                raise RuntimeError(f"the forked copy did not write the state within {COPY_TIMEOUT:.0f} s")
+            time.sleep(0.02)
+
+    def _dump(self, file: Any, backends: Mapping[str, Any], extras: Mapping[str, Any]) -> None:
+        data = {
+            service: {account: dict(regions) for account, regions in backend.items()}
+            for service, backend in backends.items()
+        }
+        _Pickler(file, protocol=pickle.HIGHEST_PROTOCOL).dump(
+            {"format": FORMAT, "fingerprint": self.fingerprint, "at": time.time(), "backends": data, "extras": extras}
+        )
+
+    def _write(self, data: Any) -> None:
+        temporary = self.path.with_name(f"{FILE_NAME}.tmp")
+        with temporary.open("wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        temporary.replace(self.path)
+
+    def _write_in_copy(self, backends: Mapping[str, Any], extras: Mapping[str, Any]) -> NoReturn:
+        """In the forked copy: pickle, write, exit (no logging, no other thread: they are not in the copy)."""
+        code = 1
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stack handles Ctrl-C; this copy just finishes
+            buffer = io.BytesIO()
+            self._dump(buffer, backends, extras)
+            self._write(buffer.getbuffer())
+            code = 0
+        except BaseException as error:
+            os.write(2, f"local.state: saving failed: {error!r}\n".encode())
+        finally:
+            os._exit(code)
 
     def start(self) -> None:
         """Save every ``interval`` seconds while requests come in."""
@@ -233,14 +279,14 @@ class StateStore:
         self._thread.start()
 
     def _autosave(self) -> None:
-        # Requests wait while a save runs: never more than a tenth of the time, however large the state.
+        # A save costs a core while the copy pickles: never more than a tenth of the time, however large the state.
         pause = self.interval
         while not self._stop.wait(pause):
             if not GATE.requests:
                 continue
             started = time.monotonic()
             try:
-                self.save()
+                self.save(background=True)
             except Exception:
                 log.exception("saving the state failed; trying again in %.0f s", self.interval)
             pause = max(self.interval, 10 * (time.monotonic() - started))

@@ -165,3 +165,53 @@ def test_put_events_delivers_each_event_to_every_matching_rule_and_refuses_bad_e
     assert first["id"] == response["Entries"][0]["EventId"]
     assert (first["source"], first["detail-type"], first["detail"], first["resources"]) == ("app", "t", {"n": 1}, ["r"])
     assert (first["region"], first["version"]) == ("us-east-1", "0")
+
+
+def test_put_events_answers_before_delivery_and_the_deliverer_delivers_what_was_accepted(sqs: Any) -> None:
+    from moto.events.models import events_backends
+
+    from local import moto_throughput
+    from local.async_events import PENDING, AsyncEvents
+
+    # GIVEN a bus whose rule sends to a queue, and PutEvents handing accepted events to the deliverer
+    events = boto3.client("events", region_name="us-east-1")
+    events.create_event_bus(Name="bus")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="r", EventBusName="bus", EventPattern=json.dumps({"source": ["app"]}))
+    events.put_targets(Rule="r", EventBusName="bus", Targets=[{"Id": "q", "Arn": arn}])
+    deliverer = AsyncEvents()
+    moto_throughput.deliver_with(deliverer.accept)
+    try:
+        # WHEN two events are put before the deliverer runs
+        entries = [
+            {"Source": "app", "DetailType": "t", "Detail": json.dumps({"n": n}), "EventBusName": "bus"} for n in (1, 2)
+        ]
+        ids = [entry["EventId"] for entry in events.put_events(Entries=entries)["Entries"]]
+
+        # THEN PutEvents answered with their ids, and they wait on the backend (saved with moto's state)
+        backend = events_backends["123456789012"]["us-east-1"]
+        assert [message["id"] for _, message in backend.__dict__[PENDING]] == ids
+        assert receive(sqs, url) == []
+
+        # AND once the deliverer runs, each reaches the queue once, whole
+        deliverer.start()
+        delivered = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=5)["Messages"]
+        delivered += receive(sqs, url)
+        assert sorted(json.loads(m["Body"])["id"] for m in delivered) == sorted(ids)
+        assert deliverer.pending == 0
+    finally:
+        deliverer.stop(5)
+        moto_throughput.deliver_with(None)
+
+
+def test_input_transformers_read_plain_paths_directly_and_others_with_jsonpath() -> None:
+    from moto.events.utils import EventTemplateParser
+
+    event: Any = {"id": "e", "ingestion-time": 1.5, "detail": {"n": 3, "name": "x", "items": [{"k": "a"}, {"k": "b"}]}}
+    paths = {"n": "$.detail.n", "name": "$.detail.name", "second": "$.detail.items[1].k", "none": "$.detail.gone"}
+    template = '{"n": <n>, "name": "<name>", "second": "<second>", "none": "<none>", "whole": <aws.events.event.json>}'
+
+    result = EventTemplateParser.parse(input_template=template, input_paths_map=paths, event=event)
+
+    assert result == {"n": 3, "name": "x", "second": "b", "none": "<none>", "whole": event}
