@@ -98,9 +98,16 @@ def test_the_console_has_one_line_per_request_and_the_handlers_logs_go_to_a_file
     response = stack.request("POST", "/events", event, {"content-type": "application/json", **DEV_KEY})
     assert response.status == 200
 
+    # AND one is refused (the reception logs a refusal at INFO; an accepted event only at DEBUG)
+    refused = stack.request(
+        "POST", "/events", json.dumps({"object": marker}), {"content-type": "application/json", **DEV_KEY}
+    )
+    assert refused.status >= 400
+
     # THEN the console has one readable line for it, and the handler's JSON log is in handlers.log instead
     lines = [line for line in stack.logs().splitlines() if "POST /events 200" in line]
     assert lines
     assert lines[-1].endswith("· 1 event  ReceptionFunction")
     assert '"level":' not in stack.logs()
-    assert '"level":' in (stack.state_dir / "handlers.log").read_text()
+    handlers_log = stack.state_dir / "handlers.log"
+    wait_for(lambda: '"level":' in handlers_log.read_text(), 10, f"no handler log line in {handlers_log}")
