@@ -361,6 +361,9 @@ def test_create_accepts_a_rule_with_every_field(api: RulesApi) -> None:
 # ---- invalid rules: 422 naming the field, nothing created ----
 
 
+POLICY_SMS = {"action": "sms", "config": {"to": ["+15555550100"], "body": "b"}}
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -384,6 +387,33 @@ def test_create_accepts_a_rule_with_every_field(api: RulesApi) -> None:
             [("config.api_key_secret", "missing")],
         ),
         ({"read_only": True}, [("read_only", "extra_forbidden")]),
+        # delivery policies, validated like config (a sms rule: log rules refuse a policy)
+        ({"policy": {"dedup": {"window": "1h"}}}, [("policy", "value_error")]),
+        (
+            {**POLICY_SMS, "policy": {"throttle": {"limit": 0, "window": "1m"}}},
+            [("policy.throttle.limit", "greater_than_equal")],
+        ),
+        (
+            {**POLICY_SMS, "policy": {"throttle": {"limit": 1, "window": "10 minutes"}}},
+            [("policy.throttle.window", "value_error")],
+        ),
+        (
+            {**POLICY_SMS, "policy": {"throttle": {"limit": 1, "window": "8d"}}},
+            [("policy.throttle.window", "value_error")],
+        ),
+        (
+            {**POLICY_SMS, "policy": {"dedup": {"key": ["colour"], "window": 60}}},
+            [("policy.dedup.key.0", "string_pattern_mismatch")],
+        ),
+        (
+            {**POLICY_SMS, "policy": {"group": {"group_interval": "1h", "repeat_interval": "5m"}}},
+            [("policy.group", "value_error")],
+        ),
+        (
+            {**POLICY_SMS, "policy": {"mute": [{"location": "Mars/Olympus"}]}},
+            [("policy.mute.0.location", "value_error")],
+        ),
+        ({**POLICY_SMS, "policy": {"snooze": "1h"}}, [("policy.snooze", "extra_forbidden")]),
     ],
 )
 def test_an_invalid_rule_is_refused_naming_the_field(
@@ -990,6 +1020,28 @@ def test_updating_a_timer_rule_updates_or_removes_its_schedule(api: RulesApi) ->
 
     # THEN
     assert api.schedule("tick")["ScheduleExpression"] == "at(2099-12-31T23:59:59)"
+
+
+def test_a_rule_shows_its_policy_with_durations_in_seconds(api: RulesApi) -> None:
+    # GIVEN a rule whose policy gives durations as text and as seconds
+    policy = {
+        "throttle": {"limit": 1, "window": "10m", "key": ["system_id"], "excess": "digest"},
+        "group": {"group_by": ["system_id"], "group_wait": "30s", "group_interval": "1h30m", "repeat_interval": 86400},
+    }
+    assert api.create(sample_rule(**POLICY_SMS, policy=policy)).status == 201
+
+    # WHEN it is read back, alone and in the list
+    shown = api.get(SAMPLE_NAME).body["policy"]
+    [listed] = [rule["policy"] for rule in api.list_rules().body["rules"] if rule["name"] == SAMPLE_NAME]
+
+    # THEN every duration is in seconds
+    assert shown == listed
+    assert shown["throttle"] == {"limit": 1, "window": 600, "key": ["system_id"], "excess": "digest"}
+    assert {key: shown["group"][key] for key in ("group_wait", "group_interval", "repeat_interval")} == {
+        "group_wait": 30,
+        "group_interval": 5400,
+        "repeat_interval": 86400,
+    }
 
 
 # ---- dry run ----
