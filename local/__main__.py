@@ -129,6 +129,10 @@ class Stack:
         http_routes = http_routes_of(template, functions.values())
         http_api_lines: list[str] = []
         if http_routes:  # the template's HTTP API (HttpApiJwtIssuer set): on its own port, as on its own host
+            if settings.http_api_port in (settings.port, settings.moto_port):
+                raise SettingsError(
+                    "CORRELATOR_HTTP_API_PORT must differ from CORRELATOR_PORT and CORRELATOR_MOTO_PORT"
+                )
             check_free(settings.host, settings.http_api_port, "CORRELATOR_HTTP_API_PORT")
             issuer = LocalIssuer(settings.state_dir, next(route.issuer or "" for route in http_routes))
             gateway = HttpApiGateway(http_routes, settings, issuer, limiter)

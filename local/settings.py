@@ -68,8 +68,8 @@ class Settings:
             save_seconds=_positive(environ, "CORRELATOR_SAVE_SECONDS", DEFAULT_SAVE_SECONDS),
             http_api_port=_port(environ, "CORRELATOR_HTTP_API_PORT", 3001),
         )
-        if len({settings.port, settings.moto_port, settings.http_api_port}) < 3:
-            raise SettingsError("CORRELATOR_PORT, CORRELATOR_MOTO_PORT and CORRELATOR_HTTP_API_PORT must differ")
+        if settings.port == settings.moto_port:
+            raise SettingsError("CORRELATOR_PORT and CORRELATOR_MOTO_PORT must differ")
         if settings.api_key == settings.admin_key:
             raise SettingsError("CORRELATOR_API_KEY and CORRELATOR_ADMIN_KEY must differ")
         return settings

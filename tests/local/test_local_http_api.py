@@ -153,3 +153,12 @@ def test_event_v2_without_a_body_or_authorizer() -> None:
     )
     assert "body" not in event
     assert "authorizer" not in event["requestContext"]
+
+
+def test_the_http_api_port_only_matters_when_the_template_has_an_http_api() -> None:
+    from local.settings import Settings
+
+    # the REST API may take 3001 (the HTTP API's default port) when the option is off
+    settings = Settings.from_environ({"CORRELATOR_PORT": "3001", "CORRELATOR_MOTO_PORT": "5100"})
+    assert (settings.port, settings.http_api_port) == (3001, 3001)
+    assert Settings.from_environ({"CORRELATOR_HTTP_API_PORT": "3002"}).http_api_url == "http://127.0.0.1:3002"
