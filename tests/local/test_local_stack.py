@@ -8,6 +8,7 @@ has answered, whatever was published is already on the probe.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +30,17 @@ class Probe:
     sqs: Any
     queue_url: str
 
-    def drain(self) -> list[dict[str, Any]]:
-        """Every event delivered so far, oldest first; removes them from the queue."""
+    def drain(self, expect: int = 0, timeout: int = 10) -> list[dict[str, Any]]:
+        """Every event delivered so far, oldest first; removes them from the queue. Waits (up to ``timeout``)
+        for ``expect`` of them: EventBridge delivers after PutEvents has answered, locally too."""
         received: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
         while True:
-            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not messages:
+            wait = 1 if len(received) < expect and time.monotonic() < deadline else 0
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait
+            ).get("Messages", [])
+            if not messages and not wait:
                 return received
             for message in messages:
                 received.append(json.loads(message["Body"]))
@@ -67,7 +73,7 @@ def assert_nothing_published(stack: LocalStack, probe: Probe) -> None:
     """Publish a sentinel event: the probe must hold that one and nothing before it."""
     response = post_events(stack, {"type": "sentinel"})
     assert response.status == 200, response.body
-    assert [event["detail"]["type"] for event in probe.drain()] == ["sentinel"]
+    assert [event["detail"]["type"] for event in probe.drain(expect=1)] == ["sentinel"]
 
 
 def test_a_single_event_reaches_the_bus(stack: LocalStack, probe: Probe) -> None:
@@ -81,7 +87,7 @@ def test_a_single_event_reaches_the_bus(stack: LocalStack, probe: Probe) -> None
     assert response.status == 200, response.body
     results = response.json()["results"]
     assert [result["status"] for result in results] == ["accepted"]
-    delivered = probe.drain()
+    delivered = probe.drain(expect=1)
     assert len(delivered) == 1
     assert delivered[0]["source"] == "correlator.external"
     assert delivered[0]["detail-type"] == "order.created"
@@ -102,7 +108,7 @@ def test_a_batch_of_three_reaches_the_bus(stack: LocalStack, probe: Probe) -> No
     assert response.status == 200, response.body
     ids = [result["id"] for result in response.json()["results"]]
     assert len(ids) == 3
-    delivered = probe.drain()
+    delivered = probe.drain(expect=3)
     assert sorted(event["detail"]["id"] for event in delivered) == sorted(ids)
     assert sorted(event["detail"]["object"] for event in delivered) == ["orders/0", "orders/1", "orders/2"]
 
@@ -254,7 +260,7 @@ def test_the_http_api_takes_a_jwt_from_the_local_issuer_and_stamps_its_sub(stack
 
     # THEN it is accepted, and on the bus its subject is the token's sub (as the API key id is through REST)
     assert status == 200, body
-    [delivered] = probe.drain()
+    [delivered] = probe.drain(expect=1)
     assert (delivered["detail"]["object"], delivered["detail"]["subject"]) == ("orders/http", "orders-service")
 
 
