@@ -9,7 +9,8 @@ is read until every event is accounted for and every digest is out, and checked:
 
 - every event's line is in the log once, and exactly one decision line: ``relay`` (delivered now) or
   ``policy.throttled`` / ``policy.grouped`` / ``policy.deduplicated`` / ``policy.muted`` (suppressed);
-- deliveries now ≤ 5 per throttle window the storm and its drain touched;
+- deliveries now ≤ 5 per throttle window the storm and its drain touched, digests ≤ one per
+  ``group_interval`` (after the first);
 - the ``policy.flushed`` digests count every throttled event exactly once;
 - the receiver got exactly the deliveries now plus one POST per digest.
 
@@ -233,6 +234,8 @@ def storm(events: int, clients: int) -> dict[str, Any]:
         receiver.shutdown()
         receiver.server_close()
     windows = int(drained // WINDOW_SECONDS) - int(started // WINDOW_SECONDS) + 1
+    # One digest after group_wait, then at most one per group_interval.
+    allowed_digests = 1 + int((drained - started) // GROUP_INTERVAL_SECONDS) + 1
     outcomes = accounting.outcomes
     return {
         "events": events,
@@ -247,10 +250,16 @@ def storm(events: int, clients: int) -> dict[str, Any]:
         "throttle_windows": windows,
         "allowed_now": LIMIT * windows,
         "digests": len(accounting.flushed),
+        "allowed_digests": allowed_digests,
         "digested": sum(accounting.flushed),
         "notifications_received": received,
         "load_average": [round(value, 2) for value in load_average],
         "problems": (["not every event was accepted"] if len(accepted) != events else [])
+        + (
+            [f"{len(accounting.flushed)} digests > {allowed_digests}"]
+            if len(accounting.flushed) > allowed_digests
+            else []
+        )
         + accounting.problems(received, windows),
     }
 
