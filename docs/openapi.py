@@ -55,6 +55,7 @@ IMPORT_ENV = {
     "RULE_TARGET_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:rule-target-dlq",
     "SCHEDULE_GROUP_NAME": "correlator",
     "RULE_LEASE_TABLE_NAME": "correlator-idempotency",
+    "IDEMPOTENCY_TABLE_NAME": "correlator-idempotency",
     "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/correlator-timers",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",
