@@ -171,3 +171,41 @@ def test_slack_for_warn_during_working_hours_only(
     [muted] = log_lines(stack, f'"warn-out-{suffix}"', 1)
     assert '"policy.muted"' in muted
     assert [item["title"] for item in received] == [f"warn-in-{suffix}: disk 91%"]
+
+
+def test_the_dry_run_shows_what_the_policy_would_do_now(
+    stack: LocalStack, rules: list[str], service: tuple[str, list[dict[str, Any]]]
+) -> None:
+    # GIVEN a rule that pages at most once per 10 minutes
+    secret, received = service
+    suffix = uuid.uuid4().hex[:8]
+    name = f"dry-{suffix}"
+    create_rule(
+        stack,
+        rules,
+        {
+            "name": name,
+            "match": {"type": f"e2e.dry.{suffix}"},
+            "action": "notify",
+            "config": {"services": [secret]},
+            "policy": {"throttle": {"limit": 1, "window": "10m"}},
+        },
+    )
+    event = {"type": f"e2e.dry.{suffix}", "level": "ERROR"}
+
+    def dry_run() -> dict[str, Any]:
+        response = stack.request(
+            "POST", f"/rules/{name}/test", json.dumps(event), {**ADMIN_KEY, "content-type": "application/json"}
+        )
+        assert response.status == 200, response.body
+        answer: dict[str, Any] = json.loads(response.body)
+        return answer
+
+    # WHEN / THEN before any delivery the dry run says "deliver", and says it again (it counted nothing)
+    assert [dry_run()["policy"]["decision"] for _ in range(2)] == ["deliver", "deliver"]
+
+    # WHEN one event is delivered, THEN the dry run says the next one would be throttled
+    post_events(stack, [event], f"dry_{suffix}")
+    wait_for(lambda: received, WAIT_SECONDS, "nothing posted")
+    assert dry_run()["policy"] == {"decision": "throttled", "reason": "drop", "group": None, "due": None}
+    assert len(received) == 1
