@@ -295,7 +295,7 @@ def measure(
     try:
         add_rules(stack, EXTRA_RULES)
         run = uuid.uuid4().hex[:8]
-        send(stack, 200, 4, f"{run}-warm")  # every worker warm before the clock starts
+        send(stack, 100 * clients, clients, f"{run}-warm")  # every worker warm before the clock starts
         load, seconds = send(stack, events, clients, run, rate)
         last_accept = time.monotonic()
         wanted = set(load.tokens)
