@@ -6,7 +6,7 @@ sends once per delivery, reports the result event, and raises ``RetryLater`` for
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
-from correlator.bootstrap import action_runner
+from correlator.bootstrap import action_runner, load_settings
 from correlator.logs import function_logger
 from correlator.tracing import PATCH_MODULES
 from functions.email.mail import EmailAction
@@ -22,6 +22,16 @@ from functions.templating.templating import TemplateRenderer
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """This function's environment (template.yaml), read once at import."""
+
+    sender_email: str
+    ses_configuration_set: str | None = None
+
+
+settings = load_settings(Settings)
 logger = function_logger()
 tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
@@ -32,8 +42,8 @@ runner = action_runner(
     EmailAction(
         ses=ses,
         renderer=TemplateRenderer(TEMPLATES_DIR),
-        default_sender=os.environ["SENDER_EMAIL"],
-        configuration_set=os.environ.get("SES_CONFIGURATION_SET") or None,
+        default_sender=settings.sender_email,
+        configuration_set=settings.ses_configuration_set,
     ),
     logger=logger,
     metrics=metrics,

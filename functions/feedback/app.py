@@ -7,7 +7,7 @@ status callback, authenticated by ``X-Twilio-Signature``, no API key: Twilio can
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Metrics, Tracer
@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
 from correlator.api import register_error_handlers
+from correlator.bootstrap import load_settings
 from correlator.errors import ForbiddenError, NotFoundError
 from correlator.feedback import email_feedback, emit_once, ses_feedback_key, ses_origin
 from correlator.idempotency import OncePerKey
@@ -29,6 +30,16 @@ from correlator.tracing import PATCH_MODULES
 from correlator.twilio_credentials import read_credentials
 from functions.feedback.twilio_status import receive_twilio_status, twilio_signed_url
 
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """This function's environment (template.yaml), read once at import."""
+
+    idempotency_table_name: str
+    twilio_secret_name: str = ""  # none: no Twilio account (its callback route answers 404)
+
+
+settings = load_settings(Settings)
 logger = function_logger()
 tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
@@ -37,8 +48,8 @@ register_error_handlers(app, json_bodies=False)  # Twilio posts a form, not JSON
 
 emitter = bus_emitter(metrics)
 # SES and Twilio may deliver a notification twice: each produces its event once.
-once = OncePerKey(os.environ["IDEMPOTENCY_TABLE_NAME"], key_prefix="feedback")
-twilio_secret = os.environ.get("TWILIO_SECRET_NAME", "")
+once = OncePerKey(settings.idempotency_table_name, key_prefix="feedback")
+twilio_secret = settings.twilio_secret_name
 secrets = SecretReader(SecretsProvider(boto3_client=aws.client("secretsmanager")))
 
 Origin = Annotated[

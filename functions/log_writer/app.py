@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Metrics, Tracer
@@ -12,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from correlator import aws
 from correlator.action import QueueRunner
 from correlator.appender import S3Appender
+from correlator.bootstrap import load_settings
 from correlator.eventlog import EventLog, LogLineFormat
 from correlator.ledger import append_ledger
 from correlator.logs import function_logger
@@ -19,21 +21,31 @@ from correlator.tracing import PATCH_MODULES
 from functions.log_writer.logwriter import LogAction
 from functions.log_writer.staged import DeadLetters, StagedLogRunner
 
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """This function's environment (template.yaml), read once at import."""
+
+    log_bucket_name: str
+    # EventLogDelivery=Firehose: the queue of the staged objects' notifications, and its dead-letter queue.
+    log_staging_queue_arn: str | None = None
+    log_dead_letter_queue_url: str | None = None
+
+
+settings = load_settings(Settings)
 logger = function_logger()
 tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
 s3 = aws.client("s3")
 action = LogAction(
-    EventLog(S3Appender(s3, os.environ["LOG_BUCKET_NAME"]), ledger=append_ledger("log-writer")),
+    EventLog(S3Appender(s3, settings.log_bucket_name), ledger=append_ledger("log-writer")),
     LogLineFormat.from_env(os.environ),
 )
 runner = QueueRunner(action, metrics=metrics)  # no emitter: the log action emits no result events (it is the record)
 # EventLogDelivery=Firehose: S3 notifications of the objects Firehose staged arrive on this queue.
-STAGING_QUEUE_ARN = os.environ.get("LOG_STAGING_QUEUE_ARN") or None
+STAGING_QUEUE_ARN = settings.log_staging_queue_arn
 staged_runner = (
-    StagedLogRunner(
-        action, s3, DeadLetters(aws.client("sqs"), os.environ.get("LOG_DEAD_LETTER_QUEUE_URL")), metrics=metrics
-    )
+    StagedLogRunner(action, s3, DeadLetters(aws.client("sqs"), settings.log_dead_letter_queue_url), metrics=metrics)
     if STAGING_QUEUE_ARN
     else None
 )

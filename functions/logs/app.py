@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Metrics, Tracer
@@ -15,6 +15,7 @@ from correlator import aws
 from correlator.api import register_error_handlers
 from correlator.appender import S3Appender
 from correlator.audit import RouteKey, resolve_and_audit
+from correlator.bootstrap import load_settings
 from correlator.errors import BadRequestError, NotFoundError
 from correlator.eventlog import (
     CURRENT_KEY,
@@ -40,6 +41,15 @@ EVENT_TYPES: dict[RouteKey, str] = {
     ("PUT", "/logs/settings"): "log.settings.update",
 }
 
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """This function's environment (template.yaml), read once at import."""
+
+    log_bucket_name: str
+
+
+settings = load_settings(Settings)
 logger = function_logger()
 tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
@@ -47,7 +57,7 @@ app = APIGatewayRestResolver(enable_validation=True)
 
 
 register_error_handlers(app)
-event_log = EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"]))
+event_log = EventLog(S3Appender(aws.client("s3"), settings.log_bucket_name))
 
 
 emitter = bus_emitter(metrics)

@@ -7,7 +7,7 @@ headers and errors (docs/personium-compatibility.md).
 from __future__ import annotations
 
 import base64
-import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from correlator import aws
 from correlator.appender import S3Appender
 from correlator.audit import RouteKey, resolve_and_audit
+from correlator.bootstrap import load_settings
 from correlator.eventlog import CURRENT_KEY, EventLog, archive_key
 from correlator.internal import bus_emitter
 from correlator.logs import function_logger
@@ -52,12 +53,22 @@ from correlator.publisher import EventPublisher
 from correlator.reception import MAX_BODY_BYTES, publish_or_raise, stamp_submissions
 from correlator.tracing import PATCH_MODULES
 
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """This function's environment (template.yaml), read once at import."""
+
+    event_bus_name: str
+    log_bucket_name: str
+
+
+settings = load_settings(Settings)
 logger = function_logger()
 tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
 app = APIGatewayRestResolver()
-publisher = EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"])
-event_log = EventLog(S3Appender(aws.client("s3"), os.environ["LOG_BUCKET_NAME"]))
+publisher = EventPublisher(aws.client("events"), settings.event_bus_name)
+event_log = EventLog(S3Appender(aws.client("s3"), settings.log_bucket_name))
 emitter = bus_emitter(metrics, publisher)
 # The internal event of every log call, as for Correlator's /logs routes (POST /__event emits none, as POST /events).
 EVENT_TYPES: dict[RouteKey, str] = {

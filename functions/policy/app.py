@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Metrics, Tracer
@@ -19,11 +20,22 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
+from correlator.bootstrap import load_settings
 from correlator.internal import bus_emitter
 from correlator.logs import function_logger
 from correlator.policy_gate import Flusher, policy_state_from_env
 from correlator.tracing import PATCH_MODULES
 
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """This function's environment (template.yaml), read once at import."""
+
+    action_targets: str  # JSON: rule action -> the ARN its deliveries go to
+    event_bus_arn: str
+
+
+settings = load_settings(Settings)
 logger = function_logger()
 tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
@@ -41,9 +53,9 @@ def invoke(function_arn: str, delivery: dict[str, Any]) -> None:
 flusher = Flusher(
     state,
     bus_emitter(metrics),
-    json.loads(os.environ["ACTION_TARGETS"]),
+    json.loads(settings.action_targets),
     invoke,
-    account=os.environ["EVENT_BUS_ARN"].split(":")[4],
+    account=settings.event_bus_arn.split(":")[4],
     region=events.meta.region_name,
 )
 

@@ -6,7 +6,7 @@ first request it must answer — any refusal — and serves the API's error bodi
 """
 
 import functools
-import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Metrics
@@ -22,6 +22,7 @@ from correlator.api import (
     proxy_response,
     register_error_handlers,
 )
+from correlator.bootstrap import load_settings
 from correlator.errors import CorrelatorError, PayloadTooLargeError, PublishFailedError
 from correlator.event import EventSubmission
 from correlator.logs import function_logger
@@ -42,9 +43,18 @@ from correlator.reception import (
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """This function's environment (template.yaml), read once at import."""
+
+    event_bus_name: str
+
+
+settings = load_settings(Settings)
 logger = function_logger()
 metrics = Metrics()
-publisher = EventPublisher(aws.client("events"), os.environ["EVENT_BUS_NAME"])
+publisher = EventPublisher(aws.client("events"), settings.event_bus_name)
 
 
 @functools.cache

@@ -8,6 +8,7 @@ hands the delivery to Lambda's retries and finally to the action failure queue.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from correlator import aws
-from correlator.bootstrap import action_runner
+from correlator.bootstrap import action_runner, load_settings
 from correlator.logs import function_logger
 from correlator.publisher import EventPublisher
 from correlator.relay_policy import RelaySettings
@@ -28,10 +29,19 @@ from functions.relay.relay import RelayAction
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
+
+@dataclass(frozen=True, slots=True)
+class BusSettings:
+    """The bus this function reports on (the relay policy is ``RelaySettings``)."""
+
+    event_bus_name: str
+
+
 logger = function_logger()
 tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
 settings = RelaySettings.from_env(os.environ)
+bus = load_settings(BusSettings)
 events: EventBridgeClient = aws.client("events")
 
 
@@ -52,7 +62,7 @@ runner = action_runner(
     ),
     logger=logger,
     metrics=metrics,
-    publisher=EventPublisher(events, os.environ["EVENT_BUS_NAME"]),
+    publisher=EventPublisher(events, bus.event_bus_name),
 )
 
 

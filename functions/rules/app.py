@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 from correlator import aws
 from correlator.api import caller_from, register_error_handlers
 from correlator.audit import RouteKey, resolve_and_audit
+from correlator.bootstrap import load_settings
 from correlator.compiler import TimerSettings
 from correlator.errors import ValidationFailedError
 from correlator.event import EventSubmission, stamp_event
@@ -40,6 +42,19 @@ EVENT_TYPES: dict[RouteKey, str] = {
     ("POST", "/rules/{name}/test"): "rule.test",
 }
 
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """This function's environment (template.yaml), read once at import."""
+
+    schedule_group_name: str
+    scheduler_role_arn: str
+    event_bus_arn: str
+    rule_lease_table_name: str
+    policy_table_name: str | None = None  # the delivery policies' state (a rule's policy is shown with it)
+
+
+settings = load_settings(Settings)
 logger = function_logger()
 tracer = Tracer(patch_modules=PATCH_MODULES)
 metrics = Metrics()
@@ -53,14 +68,14 @@ store = RuleStore(
     deployment_from_env(os.environ),
     scheduler=aws.client("scheduler"),
     timers=TimerSettings(
-        group_name=os.environ["SCHEDULE_GROUP_NAME"],
-        role_arn=os.environ["SCHEDULER_ROLE_ARN"],
-        bus_arn=os.environ["EVENT_BUS_ARN"],
+        group_name=settings.schedule_group_name,
+        role_arn=settings.scheduler_role_arn,
+        bus_arn=settings.event_bus_arn,
     ),
     # Writers of one rule take turns (ETag / If-Match): a lease for the rest of this invocation.
     lease=RuleWriteLease(
         aws.client("dynamodb"),
-        os.environ["RULE_LEASE_TABLE_NAME"],
+        settings.rule_lease_table_name,
         remaining_seconds=lambda: app.lambda_context.get_remaining_time_in_millis() / 1000,
     ),
     # Relay URLs pass the SSRF guard (resolved now, again at send time).
@@ -70,7 +85,7 @@ store = RuleStore(
 
 emitter = bus_emitter(metrics)
 # The dry run previews delivery policies: reads of the policy state (POLICY_TABLE_NAME), never a write.
-policy_state = read_only_policy_state(aws.client("dynamodb"), os.environ.get("POLICY_TABLE_NAME"))
+policy_state = read_only_policy_state(aws.client("dynamodb"), settings.policy_table_name)
 # Personium\'s rule API (/__ctl/Rule, /__rule) on the same store, in Personium\'s shapes.
 personium_app = personium_rules_resolver(store)
 RuleName = Annotated[str, Path(pattern=RULE_NAME_PATTERN, description="The rule's name")]
