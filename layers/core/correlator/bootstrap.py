@@ -94,11 +94,6 @@ def _convert(raw: str, kind: Any) -> Any:
     raise TypeError(f"a settings field cannot be a {kind!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class _RunnerSettings:
-    idempotency_table_name: str
-
-
 def action_runner(
     action: Action[Any],
     *,
@@ -119,7 +114,11 @@ def action_runner(
     from correlator.internal import bus_emitter
     from correlator.policy_gate import policy_steps
 
-    settings = load_settings(_RunnerSettings)
+    @dataclass(frozen=True)  # here, not at module scope: a class costs every importer's cold start
+    class RunnerSettings:
+        idempotency_table_name: str
+
+    settings = load_settings(RunnerSettings)
     return ActionRunner(
         action,
         emitter=bus_emitter(metrics, publisher),
