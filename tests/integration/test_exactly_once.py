@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from correlator.eventlog import ARCHIVE_PREFIX, CURRENT_KEY, GENERATION_META, SETTINGS_KEY
+from correlator.eventlog import ARCHIVE_PREFIX, CURRENT_KEY, GENERATION_META, SETTINGS_KEY, LogSettings
 from functions.log_writer.logwriter import render_log_message
 from local import moto_compat
 from tests.conftest import fresh_import
@@ -37,6 +37,7 @@ DATA_BUCKET = "correlator-data-exactly-once"
 TABLE = "correlator-idempotency-exactly-once"
 FILLER = '2026-11-22T14:52:00.000Z,[INFO ],"Req_0000","true",null,null,"filler",null,null\n'
 MODES = (*CRASHES, *ERRORS)
+ROTATION_UNIT = 16 * 1024
 
 
 def filler_lines(size: int) -> int:
@@ -126,12 +127,19 @@ def log_items(s3: Any, expected: list[str], seeded_filler: int) -> dict[str, int
 
 @pytest.mark.parametrize(
     ("scenario", "seed_bytes", "rotation_mb"),
-    [("new file", 0, None), ("append and rotate", 1024 * 1024, 1), ("server-side copy", 5 * 1024 * 1024 + 1, None)],
+    [("new file", 0, None), ("append and rotate", ROTATION_UNIT, 1), ("server-side copy", 5 * 1024 * 1024 + 1, None)],
 )
 def test_the_log_writer_appends_every_line_exactly_once(
-    world: Any, lambda_context: LambdaContext, scenario: str, seed_bytes: int, rotation_mb: int | None
+    world: Any,
+    lambda_context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    scenario: str,
+    seed_bytes: int,
+    rotation_mb: int | None,
 ) -> None:
-    # GIVEN the log writer, a batch of three deliveries and a current log of seed_bytes
+    # GIVEN the log writer, a batch of three deliveries and a current log of seed_bytes; "1 MB" of rotation
+    # size is ROTATION_UNIT bytes here: the same threshold crossed by the same steps, with little data per step
+    monkeypatch.setattr(LogSettings, "rotation_bytes", property(lambda self: self.rotation_size_mb * ROTATION_UNIT))
     writer: ModuleType = fresh_import("functions.log_writer.app")
     batch = load_event("sqs/log-delivery")
     log = writer.runner.action.log
