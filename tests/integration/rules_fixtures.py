@@ -99,6 +99,8 @@ def declare_template_rule(events: Any, targets: RuleTargets, logical_id: str = "
     )
     declared = []
     for target in properties["Targets"]:
+        # As deployed with the default EventLogDelivery=Queue: the log queue and no RoleArn (Fn::If gives AWS::NoValue).
+        target = {key: value for key, value in target.items() if key != "RoleArn"}
         declared.append(
             {
                 **target,
