@@ -13,6 +13,7 @@ concurrency: https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-er
 
 from __future__ import annotations
 
+import abc
 import base64
 import contextlib
 import hmac
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.functions import LocalFunction
@@ -301,26 +302,50 @@ def _message(status: int, message: str, error_type: str | None = None) -> tuple[
     return status, headers, json.dumps({"message": message}, separators=(",", ":")).encode()
 
 
-class Gateway:
+class RequestGateway(abc.ABC):
+    """What the HTTP server hands each request to: a front door (``Gateway``, ``local.http_api.HttpApiGateway``).
+
+    ``handle`` times the dispatch, writes the request's console line and adds the request id header.
+    """
+
+    console_prefix = ""  # what the console line starts with, naming the front door
+
+    def handle(
+        self, method: str, target: str, headers: Headers, body: bytes, client_ip: str
+    ) -> tuple[int, Headers, bytes]:
+        started = time.monotonic()
+        status, response_headers, payload, label = self._dispatch(method, target, headers, body, client_ip)
+        elapsed = (time.monotonic() - started) * 1000
+        log.info(
+            "%s%s %s %d %.0f ms%s  %s",
+            self.console_prefix,
+            method,
+            urlsplit(target).path,
+            status,
+            elapsed,
+            event_count(payload),
+            label,
+            extra=tone(status),
+        )
+        return status, [*response_headers, self.request_id_header()], payload
+
+    @abc.abstractmethod
+    def _dispatch(
+        self, method: str, target: str, headers: Headers, body: bytes, client_ip: str
+    ) -> tuple[int, Headers, bytes, str]:
+        """(status, headers, body, what the console line says about the outcome)."""
+
+    def request_id_header(self) -> tuple[str, str]:
+        return ("x-amzn-RequestId", str(uuid.uuid4()))
+
+
+class Gateway(RequestGateway):
     """Turns one HTTP request into a handler invocation and its result into the HTTP response."""
 
     def __init__(self, router: Router, settings: Settings, limiter: Limiter | None = None) -> None:
         self.router = router
         self.settings = settings
         self.limiter = limiter or Limiter()
-
-    def handle(
-        self, method: str, target: str, headers: Headers, body: bytes, client_ip: str
-    ) -> tuple[int, Headers, bytes]:
-        started = time.monotonic()
-        path = urlsplit(target).path
-        status, response_headers, payload, label = self._dispatch(method, target, headers, body, client_ip)
-        elapsed = (time.monotonic() - started) * 1000
-        log.info(
-            "%s %s %d %.0f ms%s  %s", method, path, status, elapsed, event_count(payload), label, extra=tone(status)
-        )
-        request_id = str(uuid.uuid4())
-        return status, [*response_headers, ("x-amzn-RequestId", request_id)], payload
 
     def _dispatch(
         self, method: str, target: str, headers: Headers, body: bytes, client_ip: str
@@ -354,14 +379,6 @@ class Gateway:
         except (BadGatewayError, InvocationError) as error:
             log.error("%s: %s", route.function.logical_id, error)
         return (*_message(502, "Internal server error"), f"{route.function.logical_id} failed")
-
-
-class RequestGateway(Protocol):
-    """What the HTTP server hands each request to (``Gateway``, ``local.http_api.HttpApiGateway``)."""
-
-    def handle(
-        self, method: str, target: str, headers: Headers, body: bytes, client_ip: str
-    ) -> tuple[int, Headers, bytes]: ...
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

@@ -18,7 +18,6 @@ import base64
 import json
 import logging
 import re
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,10 +25,18 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from local.api import BadGatewayError, Headers, Route, Router, header_value, http_response, proxy_event
+from local.api import (
+    BadGatewayError,
+    Headers,
+    RequestGateway,
+    Route,
+    Router,
+    header_value,
+    http_response,
+    proxy_event,
+)
 from local.functions import LocalFunction
 from local.jwt_issuer import LocalIssuer, Unauthorized
-from local.lines import event_count, tone
 from local.settings import Settings
 from local.template import Template, as_text
 from local.throttle import Limiter, UsagePlan
@@ -247,8 +254,10 @@ def http_response_v2(result: Any) -> tuple[int, Headers, bytes]:
     return 200, [("Content-Type", "application/json")], json.dumps(result).encode("utf-8")
 
 
-class HttpApiGateway:
+class HttpApiGateway(RequestGateway):
     """Turns one request to the HTTP API into an invocation, as API Gateway's HTTP API does."""
+
+    console_prefix = "HTTP API "
 
     def __init__(
         self, routes: list[HttpRoute], settings: Settings, issuer: LocalIssuer, limiter: Limiter | None = None
@@ -259,23 +268,8 @@ class HttpApiGateway:
         self.issuer = issuer
         self.limiter = limiter or Limiter()
 
-    def handle(
-        self, method: str, target: str, headers: Headers, body: bytes, client_ip: str
-    ) -> tuple[int, Headers, bytes]:
-        started = time.monotonic()
-        path = urlsplit(target).path
-        status, response_headers, payload, label = self._dispatch(method, target, headers, body, client_ip)
-        log.info(
-            "HTTP API %s %s %d %.0f ms%s  %s",
-            method,
-            path,
-            status,
-            (time.monotonic() - started) * 1000,
-            event_count(payload),
-            label,
-            extra=tone(status),
-        )
-        return status, [*response_headers, ("apigw-requestid", uuid.uuid4().hex[:16])], payload
+    def request_id_header(self) -> tuple[str, str]:
+        return ("apigw-requestid", uuid.uuid4().hex[:16])
 
     def _dispatch(
         self, method: str, target: str, headers: Headers, body: bytes, client_ip: str
