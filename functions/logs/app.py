@@ -12,25 +12,23 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
+from correlator import logdownloads as downloads
 from correlator.api import register_error_handlers
 from correlator.appender import S3Appender
 from correlator.audit import RouteKey, resolve_and_audit
 from correlator.bootstrap import load_settings
 from correlator.errors import BadRequestError, NotFoundError
 from correlator.eventlog import (
-    CURRENT_KEY,
     CURRENT_NAME,
     EventLog,
     LogListing,
     LogSettings,
     LogSettingsReplacement,
-    archive_key,
 )
 from correlator.internal import bus_emitter
 from correlator.logs import function_logger
 from correlator.tracing import PATCH_MODULES
 
-PRESIGNED_URL_SECONDS = 300
 EVENT_TYPES: dict[RouteKey, str] = {
     ("GET", "/logs"): "log.list",
     ("GET", "/logs/current/default.log"): "log.get",
@@ -65,11 +63,6 @@ emitter = bus_emitter(metrics)
 ArchiveName = Annotated[str, Path(description="An archive name: default.log.{epoch_ms}")]
 
 
-def _redirect(key: str) -> Response[None]:
-    url = event_log.presigned_get(key, PRESIGNED_URL_SECONDS)
-    return Response(status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
-
-
 @app.get("/logs", summary="List the current log and the archives (uncompressed sizes)")
 def list_logs() -> LogListing:
     return event_log.listing()
@@ -87,9 +80,7 @@ def list_logs() -> LogListing:
     },
 )
 def get_current_log() -> Response[str | None]:
-    if not event_log.exists(CURRENT_KEY):
-        return Response(status_code=200, content_type="text/csv", body="")
-    return _redirect(CURRENT_KEY)  # type: ignore[return-value]
+    return downloads.current_log(event_log)
 
 
 @app.get(
@@ -98,8 +89,7 @@ def get_current_log() -> Response[str | None]:
     responses={302: {"description": "Redirect to a presigned S3 URL"}, 404: {"description": "No such archive"}},
 )
 def get_archive(name: ArchiveName) -> Response[None]:
-    key = _existing_archive(name)
-    return _redirect(key)
+    return downloads.redirect(event_log, _existing_archive(name))
 
 
 @app.delete(
@@ -149,13 +139,7 @@ def put_settings(settings: Annotated[LogSettingsReplacement, Body()]) -> LogSett
 
 
 def _existing_archive(name: str) -> str:
-    try:
-        key = archive_key(name)
-    except ValueError:
-        raise NotFoundError(f"no archive named {name[:80]!r}") from None
-    if not event_log.exists(key):
-        raise NotFoundError(f"no archive named {name!r}")
-    return key
+    return downloads.existing_archive(event_log, name, lambda shown: NotFoundError(f"no archive named {shown!r}"))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

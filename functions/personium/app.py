@@ -18,10 +18,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from correlator import aws
+from correlator import logdownloads as downloads
 from correlator.appender import S3Appender
 from correlator.audit import RouteKey, resolve_and_audit
 from correlator.bootstrap import load_settings
-from correlator.eventlog import CURRENT_KEY, EventLog, archive_key
+from correlator.eventlog import EventLog
 from correlator.internal import bus_emitter
 from correlator.logs import function_logger
 from correlator.personium import (
@@ -137,18 +138,8 @@ def event_log_settings() -> Response[None]:
 # ---- /__log ----
 
 
-def _redirect(key: str) -> Response[None]:
-    return Response(status_code=302, headers={"Location": event_log.presigned_get(key), "Cache-Control": "no-store"})
-
-
 def _existing_archive(name: str) -> str:
-    try:
-        key = archive_key(name)
-    except ValueError:
-        raise personium_error("PR404-DV-0001", name[:80]) from None
-    if not event_log.exists(key):
-        raise personium_error("PR404-DV-0001", name)
-    return key
+    return downloads.existing_archive(event_log, name, lambda shown: personium_error("PR404-DV-0001", shown))
 
 
 @app.get(
@@ -159,9 +150,7 @@ def _existing_archive(name: str) -> str:
     ),
 )
 def get_current_log() -> Response[str | None]:
-    if not event_log.exists(CURRENT_KEY):
-        return Response(status_code=200, content_type="text/csv", body="")
-    return _redirect(CURRENT_KEY)  # type: ignore[return-value]
+    return downloads.current_log(event_log)
 
 
 @app.get(
@@ -172,7 +161,7 @@ def get_current_log() -> Response[str | None]:
     ),
 )
 def get_archive(name: str) -> Response[None]:
-    return _redirect(_existing_archive(name))
+    return downloads.redirect(event_log, _existing_archive(name))
 
 
 @app.delete(
