@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -9,6 +10,8 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any, Protocol
 
+import botocore.loaders
+import botocore.session
 import pytest
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,6 +24,11 @@ from tests.samples import load_event
 
 # moto behaves like AWS where moto 5.2 does not (see local/moto_compat.py), in every test.
 moto_compat.apply()
+
+# moto gives every mock a new default boto3 session, and each session a new botocore data loader that parses the
+# service models' JSON again (~0.1 s per test). The models are read-only data: one loader (per data path) serves
+# every session of the test process.
+botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
 
 __all__ = ["load_event"]
 
