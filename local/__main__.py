@@ -21,7 +21,7 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from local import lines, moto_compat, state
+from local import fast_put_events, lines, moto_compat, state
 from local.api import ApiHttpServer, Gateway, Router, routes_of
 from local.async_events import AsyncEvents
 from local.console import banner
@@ -89,6 +89,7 @@ class Stack:
         """Start everything; return the banner."""
         settings = self.settings
         moto_compat.apply()  # AWS behaviour moto lacks (shared with the tests)
+        fast_put_events.install()  # PutEvents without moto's Flask dispatch (inside the gate: installed first)
         state.install_gate()
         self.moto = ThreadedMotoServer(ip_address=settings.host, port=settings.moto_port, verbose=False)
         self.moto.start()
