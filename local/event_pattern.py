@@ -557,11 +557,32 @@ class EventPattern:
             for rule in self.rules
         ]
 
+    def may_match(self, source: str, detail_type: str) -> bool:
+        """False when no event with this ``source`` and ``detail-type`` can match: every alternative of the
+        pattern pins one of them to exact strings that exclude it (a cheap test before ``matches``)."""
+        pins: list[tuple[frozenset[str] | None, frozenset[str] | None]] | None = self.__dict__.get("_pins")
+        if pins is None:  # computed once (and not kept by states saved before it existed)
+            pins = self.__dict__["_pins"] = [
+                (_pinned(rule, "source"), _pinned(rule, "detail-type")) for rule in self.rules
+            ]
+        return any(
+            (sources is None or source in sources) and (kinds is None or detail_type in kinds)
+            for sources, kinds in pins
+        )
+
     def matches(self, event: Mapping[str, Any]) -> bool:
         found: dict[str, Occurrences] | None = getattr(_shared, "found", None)
         if found is None:
             found = {}  # leaf values by path, looked up once per event
         return any(_walk(fields, 0, {}, found, event) for fields in self._fields)
+
+
+def _pinned(rule: Rule, path: str) -> frozenset[str] | None:
+    """The exact strings a rule's field must equal, or None when it may hold anything else too."""
+    matchers = rule.get(path)
+    if not matchers or not all(m.kind == "exact" and isinstance(m.value, str) for m in matchers):
+        return None
+    return frozenset(m.value for m in matchers)
 
 
 _shared = threading.local()

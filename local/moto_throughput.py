@@ -185,12 +185,17 @@ def apply() -> None:
 
 
 def deliver(bus: Any, message: dict[str, Any]) -> None:
-    """Send an accepted event to every matching rule of ``bus`` (each rule gets its own copy)."""
+    """Send an accepted event to every matching rule of ``bus`` (each rule gets its own copy); a rule whose
+    pattern pins ``source`` or ``detail-type`` to other strings is skipped before matching."""
     from local.event_pattern import one_event
 
+    source, detail_type = message.get("source"), message.get("detail-type")
+    pinned = isinstance(source, str) and isinstance(detail_type, str)
     with one_event():
         for rule in list(bus.rules.values()):
-            rule.send_to_targets(dict(message))
+            compiled = getattr(rule.event_pattern, "compiled", None)  # local.moto_compat's patterns
+            if not pinned or compiled is None or compiled.may_match(source, detail_type):
+                rule.send_to_targets(dict(message))
 
 
 Deliverer = Callable[[Any, Any, dict[str, Any]], None]  # (events backend, bus, event)
