@@ -559,16 +559,14 @@ class EventPattern:
 
     def may_match(self, source: str, detail_type: str) -> bool:
         """False when no event with this ``source`` and ``detail-type`` can match: every alternative of the
-        pattern pins one of them to exact strings that exclude it (a cheap test before ``matches``)."""
-        pins: list[tuple[frozenset[str] | None, frozenset[str] | None]] | None = self.__dict__.get("_pins")
+        pattern pins one of them to exact strings, prefixes or suffixes that exclude it (a cheap test
+        before ``matches``)."""
+        pins: list[tuple[Pin | None, Pin | None]] | None = self.__dict__.get("_pins")
         if pins is None:  # computed once (and not kept by states saved before it existed)
             pins = self.__dict__["_pins"] = [
                 (_pinned(rule, "source"), _pinned(rule, "detail-type")) for rule in self.rules
             ]
-        return any(
-            (sources is None or source in sources) and (kinds is None or detail_type in kinds)
-            for sources, kinds in pins
-        )
+        return any(_admits(sources, source) and _admits(kinds, detail_type) for sources, kinds in pins)
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         found: dict[str, Occurrences] | None = getattr(_shared, "found", None)
@@ -577,12 +575,24 @@ class EventPattern:
         return any(_walk(fields, 0, {}, found, event) for fields in self._fields)
 
 
-def _pinned(rule: Rule, path: str) -> frozenset[str] | None:
-    """The exact strings a rule's field must equal, or None when it may hold anything else too."""
+Pin = tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]  # exact values, prefixes, suffixes
+_PINNING = ("exact", "prefix", "suffix")
+
+
+def _pinned(rule: Rule, path: str) -> Pin | None:
+    """The exact strings, prefixes and suffixes a rule's field must meet, or None when it may hold anything else."""
     matchers = rule.get(path)
-    if not matchers or not all(m.kind == "exact" and isinstance(m.value, str) for m in matchers):
+    if not matchers or not all(m.kind in _PINNING and isinstance(m.value, str) for m in matchers):
         return None
-    return frozenset(m.value for m in matchers)
+    exact, prefixes, suffixes = ({m.value for m in matchers if m.kind == kind} for kind in _PINNING)
+    return frozenset(exact), tuple(prefixes), tuple(suffixes)
+
+
+def _admits(pin: Pin | None, value: str) -> bool:
+    if pin is None:
+        return True
+    exact, prefixes, suffixes = pin
+    return value in exact or value.startswith(prefixes) or value.endswith(suffixes)
 
 
 _shared = threading.local()

@@ -18,6 +18,7 @@ RULES: dict[str, dict[str, Any]] = {
     "exact": {"source": ["app"], "detail-type": ["created"]},
     "two-sources": {"source": ["app", "other"]},
     "prefix": {"source": [{"prefix": "ap"}]},
+    "prefix-type": {"source": ["app", "other"], "detail-type": [{"prefix": "cre"}, {"suffix": "eted"}]},
     "anything-but": {"source": [{"anything-but": "app"}]},
     "or": {"$or": [{"source": ["other"]}, {"detail-type": ["created"]}]},
     "no-source": {"detail": {"n": [1]}},
@@ -94,4 +95,6 @@ def test_each_target_receives_the_same_events_with_and_without_the_prefilter(
     assert with_prefilter["exact"] == [("app", "created", 1), ("app", "created", 2)]
     assert len(with_prefilter["no-source"]) == 8
     assert not EventPattern(json.dumps(RULES["exact"])).may_match("other", "created")
+    assert not EventPattern(json.dumps(RULES["prefix-type"])).may_match("app", "updated")
+    assert EventPattern(json.dumps(RULES["prefix-type"])).may_match("app", "deleted")
     assert EventPattern(json.dumps(RULES["or"])).may_match("zzz", "created")
