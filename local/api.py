@@ -203,6 +203,10 @@ def _is_text(content_type: str | None, route: Route, body: bytes) -> bool:
     for binary in route.binary_types:
         if binary == "*/*" or binary == kind or (binary.endswith("/*") and kind.startswith(binary[:-1])):
             return False
+    return is_utf8(body)
+
+
+def is_utf8(body: bytes) -> bool:
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:

@@ -33,6 +33,7 @@ from local.api import (
     Router,
     header_value,
     http_response,
+    is_utf8,
     proxy_event,
 )
 from local.functions import LocalFunction
@@ -160,7 +161,7 @@ def event_v2(
     for key, value in parse_qsl(url.query, keep_blank_values=True):
         query.setdefault(key, []).append(value)
     cookies = [part.strip() for value in joined.pop("cookie", []) for part in value.split(";") if part.strip()]
-    text = _is_utf8(body)
+    text = is_utf8(body)
     now = datetime.now(UTC)
     route = http_route.route
     context: dict[str, Any] = {
@@ -233,14 +234,6 @@ def event_v1(
     if claims is not None:
         event["requestContext"]["authorizer"] = {"claims": _string_claims(claims), "scopes": None}
     return event
-
-
-def _is_utf8(body: bytes) -> bool:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def http_response_v2(result: Any) -> tuple[int, Headers, bytes]:
