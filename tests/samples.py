@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 
@@ -117,3 +117,21 @@ def with_raw_body(event: dict[str, Any], hostile: HostileBody) -> dict[str, Any]
     except UnicodeDecodeError:
         event["body"], event["isBase64Encoded"] = base64.b64encode(hostile.body).decode("ascii"), True
     return with_headers(event, Content_Type=hostile.content_type)
+
+
+@dataclass
+class HttpAnswer:
+    """A Lambda proxy response as a client reads it: header names lower-cased, the last of each multi-value."""
+
+    status: int
+    body: str
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, response: dict[str, Any]) -> Self:
+        headers = {name.lower(): values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}
+        headers.update({name.lower(): value for name, value in (response.get("headers") or {}).items()})
+        return cls(response["statusCode"], response.get("body") or "", headers)
+
+    def json(self) -> Any:
+        return json.loads(self.body)

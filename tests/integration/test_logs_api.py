@@ -6,7 +6,6 @@ import gzip
 import json
 import re
 import sys
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -21,7 +20,7 @@ from correlator.eventlog import ARCHIVE_PREFIX, CURRENT_KEY, SETTINGS_KEY
 from tests.conftest import BucketFor, fresh_import
 from tests.probe import BUS_NAME, REGION, BusProbe
 from tests.s3_doubles import all_objects
-from tests.samples import HOSTILE_BODIES, HostileBody, load_event, with_headers, with_raw_body
+from tests.samples import HOSTILE_BODIES, HostileBody, HttpAnswer, load_event, with_headers, with_raw_body
 
 LOGS_MODULE = "functions.logs.app"
 LOG_BUCKET = "correlator-logs-api-test"
@@ -53,16 +52,6 @@ HOSTILE_NAMES = [
 ]
 
 
-@dataclass
-class HttpResponse:
-    status: int
-    body: str
-    headers: dict[str, str]
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
 @pytest.fixture
 def s3(bus_probe: BusProbe, s3_bucket: BucketFor) -> Any:
     """The log bucket (the bus probe receives the audit events), and the function's environment."""
@@ -77,12 +66,8 @@ def logs(s3: Any) -> ModuleType:
 
 @pytest.fixture
 def call(logs: ModuleType, lambda_context: LambdaContext) -> Any:
-    def invoke(request: dict[str, Any]) -> HttpResponse:
-        response = logs.lambda_handler(request, lambda_context)
-        headers = {name.lower(): value for name, value in (response.get("headers") or {}).items()}
-        for name, values in (response.get("multiValueHeaders") or {}).items():
-            headers.setdefault(name.lower(), values[-1])
-        return HttpResponse(response["statusCode"], response.get("body") or "", headers)
+    def invoke(request: dict[str, Any]) -> HttpAnswer:
+        return HttpAnswer.of(logs.lambda_handler(request, lambda_context))
 
     return invoke
 
@@ -117,7 +102,7 @@ def request(sample: str, *, name: str | None = None, body: Any = None) -> dict[s
     return event
 
 
-def assert_error(response: HttpResponse, status: int) -> dict[str, Any]:
+def assert_error(response: HttpAnswer, status: int) -> dict[str, Any]:
     assert response.status == status, response.body
     body: dict[str, Any] = response.json()
     assert set(body) == ERROR_KEYS, body

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import ModuleType
@@ -18,7 +16,7 @@ from correlator.eventlog import ARCHIVE_PREFIX, CURRENT_KEY
 from tests.conftest import BucketFor, fresh_import
 from tests.probe import BusProbe
 from tests.s3_doubles import all_objects
-from tests.samples import load_event, with_headers
+from tests.samples import HttpAnswer, load_event, with_headers
 
 PERSONIUM_MODULE = "functions.personium.app"
 LOG_BUCKET = "correlator-personium-log-test"
@@ -30,15 +28,7 @@ BASE = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev"
 DAV = "{DAV:}"
 
 
-@dataclass
-class HttpResponse:
-    status: int
-    body: str
-    headers: dict[str, str]
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
+class HttpResponse(HttpAnswer):
     def xml(self) -> ElementTree.Element:
         return ElementTree.fromstring(self.body)
 
@@ -89,10 +79,7 @@ def call(personium: ModuleType, lambda_context: LambdaContext) -> Any:
         event["requestContext"].update(resourcePath=resource, httpMethod=method, path=f"/dev{path}")
         event["requestContext"]["identity"].update(userArn=USER_ARN, apiKeyId=None, apiKey=None)
         with_headers(event, x_api_key=None, X_Personium_RequestKey=None, Content_Type=None, **headers)
-        response = personium.lambda_handler(event, lambda_context)
-        answered = {name.lower(): values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}
-        answered.update({name.lower(): value for name, value in (response.get("headers") or {}).items()})
-        return HttpResponse(response["statusCode"], response.get("body") or "", answered)
+        return HttpResponse.of(personium.lambda_handler(event, lambda_context))
 
     return invoke
 
