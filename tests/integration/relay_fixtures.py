@@ -10,6 +10,7 @@ import boto3
 
 from correlator.configs import ActionConfig
 from correlator.delivery import Delivery, parse_delivery
+from tests.notification_doubles import create_idempotency_table
 from tests.probe import REGION
 from tests.samples import load_event
 
@@ -23,13 +24,7 @@ API_KEY = "Hq7Qm2Lk9PzR4tV8wB1nC6dF3gH5jK0sA2eU9iO7"
 
 def create_backing_resources() -> None:
     """The idempotency table (as template.yaml declares it) and the relay secrets, in moto."""
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    dynamodb.create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_idempotency_table(TABLE)
     secrets = boto3.client("secretsmanager", region_name=REGION)
     secrets.create_secret(Name=SIGNING_SECRET_NAME, SecretString=SIGNING_SECRET)
     secrets.create_secret(Name=API_KEY_SECRET_NAME, SecretString=API_KEY)

@@ -13,6 +13,7 @@ from moto import mock_aws
 from moto.dynamodb.models.table import Table
 
 from local import moto_compat
+from tests.integration.policy_pipeline import create_policy_table
 from tests.probe import REGION
 
 TABLE = "correlator-test-transactions"
@@ -22,13 +23,8 @@ TABLE = "correlator-test-transactions"
 def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with mock_aws():
         moto_compat.apply()
+        create_policy_table(TABLE)
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
         for number in range(50):
             client.put_item(TableName=TABLE, Item={"id": {"S": f"other-{number}"}, "n": {"N": str(number)}})
         client.put_item(TableName=TABLE, Item={"id": {"S": "counter"}, "sent": {"N": "4"}})

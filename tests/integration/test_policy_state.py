@@ -13,6 +13,7 @@ import pytest
 
 from correlator.policies import DeliveryPolicy
 from correlator.policy_state import Clock, PolicyState
+from tests.integration.policy_pipeline import create_policy_table
 from tests.probe import REGION
 
 TABLE = "correlator-test-policy"
@@ -56,13 +57,8 @@ class Stack:
 
 @pytest.fixture
 def stack(aws: None) -> Stack:
+    create_policy_table(TABLE)
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    dynamodb.create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
     clock, flushes = FakeClock(), Flushes()
     return Stack(PolicyState(dynamodb, TABLE, flushes, clock), clock, flushes)
 

@@ -22,6 +22,7 @@ from correlator.rules import Rule
 from functions.script.execution import ScriptRegistry, load_script_package
 from local import moto_compat
 from tests.conftest import fresh_import
+from tests.notification_doubles import create_idempotency_table
 from tests.probe import REGION, BusProbe
 from tests.samples import load_event
 
@@ -54,12 +55,7 @@ def stack(aws: None, bus_probe: BusProbe, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", TABLE)
     monkeypatch.setenv("DATA_BUCKET_NAME", DATA_BUCKET)
     monkeypatch.setenv("SCRIPT_FUNCTION_ARNS", f"{ALLOWED_ARN}, ")
-    boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_idempotency_table(TABLE)
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=DATA_BUCKET)
 
 
