@@ -53,6 +53,18 @@ ATTEMPTS = 3
 FRESH = timedelta(seconds=60)  # a schedule created this recently has not missed anything yet
 
 
+def _take_due(plan: Plan, state: str, now: datetime) -> datetime | None:
+    """The time ``plan`` is due to fire now (None when it is not); the plan moves on to its next time.
+
+    A schedule or rule that missed several times fires once: the next time is looked for after now.
+    """
+    if state != "ENABLED" or plan.expression is None or plan.due is None or plan.due > now:
+        return None
+    due = plan.due
+    plan.due = plan.expression.next_after(max(due, now), plan.timing)
+    return due
+
+
 def _moment(value: Any) -> datetime | None:
     """StartDate/EndDate/CreationDate as moto keeps them (epoch seconds or ISO text) -> aware UTC."""
     if value in (None, ""):
@@ -182,23 +194,15 @@ class LocalScheduler(threading.Thread):
         for schedule in self.schedules():
             seen.add(schedule.arn)
             plan = self._plan(schedule, now)
-            if schedule.state != "ENABLED" or plan.expression is None:
-                continue
-            if plan.due is not None and plan.due <= now:
-                self._fire(schedule, plan.due)
-                after = max(plan.due, now)  # no catching up on several missed times at once
-                plan.due = plan.expression.next_after(after, plan.timing)
+            if (due := _take_due(plan, schedule.state, now)) is not None:
+                self._fire(schedule, due)
                 if isinstance(plan.expression, At) and schedule.action_after_completion == "DELETE":
                     self.delete(schedule)
                     seen.discard(schedule.arn)
         for rule in self.rules():
             seen.add(rule.arn)
-            plan = self._rule_plan(rule, now)
-            if rule.state != "ENABLED" or plan.expression is None:
-                continue
-            if plan.due is not None and plan.due <= now:
-                self._fire_rule(rule, plan.due)
-                plan.due = plan.expression.next_after(max(plan.due, now), plan.timing)
+            if (due := _take_due(self._rule_plan(rule, now), rule.state, now)) is not None:
+                self._fire_rule(rule, due)
         for arn in set(self.plans) - seen:
             del self.plans[arn]
 
