@@ -20,7 +20,7 @@ export SAM_CLI_TELEMETRY := 0
 export SAM_CLI := $(abspath $(SAM))
 export PYTHONPATH := $(CURDIR)/layers/core:$(CURDIR)
 
-.PHONY: run clean-state test lint format build bench deploy openapi sam-env clean
+.PHONY: run clean-state test lint format build bench deploy openapi core-schemas sam-env clean
 
 # Installs into virtualenv $(1) with uv when it can be had (seconds, where pip takes minutes): the uv on PATH,
 # else uv fetched from PyPI into .uv/ by pip; with pip otherwise. $(2): what to install (pip arguments).
@@ -93,6 +93,9 @@ deploy: build
 
 openapi: $(VENV)/.installed
 	$(PY) -m docs.openapi
+
+core-schemas: $(VENV)/.installed  # the compiled schemas of correlator.coreschema (a test fails when one is stale)
+	$(PY) -m correlator.coreschema
 
 sam-env: $(VENV)/.installed  # local/sam-env.json: sam local --env-vars pointing the functions at make run's moto
 	$(PY) -m local.sam_local

@@ -1,8 +1,10 @@
 """POST /events: validate, stamp and publish client events to the Correlator bus.
 
-Every request that passes the API's checks is served without the resolver; the resolver (Powertools'
-event handler, with OpenAPI validation: about a third of this function's cold start) is built on the
-first request it must answer — any refusal — and serves the API's error bodies and the OpenAPI document.
+Every request that passes the API's checks is served without the resolver and without pydantic: its
+body is validated by pydantic-core with the schemas compiled from the models (``correlator.reception``).
+The resolver (Powertools' event handler with OpenAPI validation, and pydantic's models: together more
+than half of this function's cold start) is built on the first request it must answer — any refusal —
+and serves the API's error bodies and the OpenAPI document.
 """
 
 import functools
@@ -24,24 +26,25 @@ from correlator.api import (
 )
 from correlator.bootstrap import load_settings
 from correlator.errors import CorrelatorError, PayloadTooLargeError, PublishFailedError
-from correlator.event import EventSubmission
 from correlator.logs import function_logger
 from correlator.publisher import EventPublisher, PublishOutcome
 from correlator.reception import (
     MAX_BODY_BYTES,
-    ReceptionResponse,
-    Submission,
     accepted_body,
     locate,
     plain_request,
     publish_or_raise,
     result_of,
     stamp_submissions,
-    submissions_of,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+    from correlator.event import EventSubmission
+    from correlator.reception import SubmissionFields
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,8 @@ def resolver() -> "APIGatewayRestResolver":
     # This module does not postpone annotations, so the route's are evaluated here, where Body is in scope.
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
     from aws_lambda_powertools.event_handler.openapi.params import Body
+
+    from correlator.reception_models import ReceptionResponse, Submission, submissions_of
 
     app = APIGatewayRestResolver(enable_validation=True)
 
@@ -103,7 +108,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def accept(submissions: list[EventSubmission], caller: Caller) -> list[PublishOutcome]:
+def accept(submissions: "Sequence[EventSubmission | SubmissionFields]", caller: Caller) -> list[PublishOutcome]:
     """Stamp and publish; every event accepted, or ``PublishFailedError`` when some entries failed."""
     events = stamp_submissions(submissions, caller, publisher.bus_name)
     try:

@@ -22,7 +22,7 @@ from correlator.errors import (
     UnsupportedMediaTypeError,
     ValidationFailedError,
 )
-from correlator.event import (
+from correlator.eventfields import (
     MAX_SUBJECT_CHARS,
     MAX_URL_CHARS,
     MAX_VIA_HOPS,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from correlator.event import Event
-
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
+    from correlator.event import Event
 
 SOURCE_EXTERNAL = "correlator.external"
 SOURCE_INTERNAL = "correlator.internal"

@@ -11,6 +11,7 @@ import binascii
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ MAX_SUBJECT_CHARS = 2_048
 MAX_VIA_HOPS = 32
 MAX_URL_CHARS = 2_048
 MAX_TIME_CHARS = 64
+MAX_EVENTS_PER_REQUEST = 100  # in one batch submission
 
 TYPE_PATTERN = r"^[A-Za-z0-9._:+-]{1,128}$"
 DATASET_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
@@ -130,6 +132,11 @@ def new_request_key() -> str:
 def is_valid_request_key(value: str) -> bool:
     """True when ``value`` is a valid request key (``[A-Za-z0-9_-]{0,128}``)."""
     return _REQUEST_KEY_RE.fullmatch(value) is not None
+
+
+def is_batch(body: Mapping[str, Any]) -> bool:
+    """Whether a submission's JSON object is a batch (``{"events": [...]}``) rather than one event."""
+    return "events" in body
 
 
 # The field rules of ``EventSubmission`` (pydantic calls them; their errors become the 422 details).

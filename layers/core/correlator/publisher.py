@@ -18,12 +18,13 @@ from correlator.envelope import (
     Envelope,
     wrap,
 )
-from correlator.event import Event
 from correlator.retry import backoff
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
+    from correlator.event import Event
 
 # Per-entry ErrorCodes worth retrying; anything else (e.g. ValidationException,
 # AccessDeniedException) would fail the same way again.

@@ -3,79 +3,41 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic_core import SchemaSerializer, SchemaValidator
 
 from correlator.api import Caller, caller_of, is_exact_path, json_object_body, lowercase_headers, raw_json_body
 from correlator.envelope import MAX_ENTRY_BYTES, SOURCE_EXTERNAL, Envelope, entry_size
 from correlator.errors import CorrelatorError, PayloadTooLargeError, PublishFailedError
-from correlator.event import EventSubmission, format_time, new_event_ids, parse_time
-from correlator.publisher import EventPublisher, PublishOutcome
+from correlator.eventfields import format_time, is_batch, new_event_ids, parse_time
+from correlator.submission_schema import BATCH_SCHEMA, EVENT_SCHEMA
 
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
-MAX_EVENTS_PER_REQUEST = 100
+    from correlator.event import EventSubmission
+    from correlator.publisher import EventPublisher, PublishOutcome
+
 # Below Lambda's 6 MB synchronous payload limit, leaving room for the proxy envelope.
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
 
-class EventBatch(BaseModel):
-    """A batch submission: ``{"events": [...]}`` with 1 to 100 events."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    events: Annotated[list[EventSubmission], Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)]
-
-    def __repr__(self) -> str:
-        # Kept short: Powertools formats route arguments into a debug message on every request.
-        return f"EventBatch(<{len(self.events)} events>)"
-
-
-def _submission_tag(value: Any) -> str | None:
-    if isinstance(value, EventBatch) or (isinstance(value, dict) and "events" in value):
-        return "batch"
-    if isinstance(value, dict | EventSubmission):
-        return "event"
-    return None
-
-
-Submission = Annotated[
-    Annotated[EventBatch, Tag("batch")] | Annotated[EventSubmission, Tag("event")],
-    Discriminator(_submission_tag),
-]
-
-
-class EventResult(BaseModel):
-    model_config = ConfigDict(defer_build=True)  # only the resolver's route (and OpenAPI) need these two
-
-    id: str
-    status: Literal["accepted"]
-
-
-class ReceptionResponse(BaseModel):
-    """``200``: every event was accepted, in submission order."""
-
-    model_config = ConfigDict(defer_build=True)
-
-    results: list[EventResult]
-
-
-def submissions_of(submission: EventBatch | EventSubmission) -> list[EventSubmission]:
-    return submission.events if isinstance(submission, EventBatch) else [submission]
+# The fields of one submission by name, as the compiled validator returns them (an ``EventSubmission``'s
+# ``__dict__`` holds the same).
+SubmissionFields = dict[str, Any]
 
 
 # json.dumps(..., ensure_ascii=False, separators=(",", ":")) without building an encoder per call.
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-# Built once: the validator of the request body, the same ``Submission`` the resolver's route validates.
-SUBMISSION_ADAPTER: TypeAdapter[EventBatch | EventSubmission] = TypeAdapter(Submission)
-# pydantic-core's own validator and serializer, called without pydantic's per-call wrappers.
-_validate_submission = SUBMISSION_ADAPTER.validator.validate_python
-_submission_json = EventSubmission.__pydantic_serializer__.to_json
+# Built once: pydantic-core's validators of a batch and of one event and the serialiser of one event, from the
+# schemas compiled from the models the resolver's route validates with (``correlator.reception_models``).
+_validate_event = SchemaValidator(EVENT_SCHEMA).validate_python
+_validate_batch = SchemaValidator(BATCH_SCHEMA).validate_python
+_submission_json = SchemaSerializer(EVENT_SCHEMA).to_json
 # What entry_size counts in every stamped entry besides its DetailType and Detail: Source and Time.
 _STAMPED_ENTRY_BYTES = entry_size({"Source": SOURCE_EXTERNAL, "Time": datetime.now(UTC)})
 
@@ -84,7 +46,7 @@ _STAMPED_ENTRY_BYTES = entry_size({"Source": SOURCE_EXTERNAL, "Time": datetime.n
 class PlainRequest:
     """A ``POST /events`` request with nothing to refuse so far: its submissions and its caller."""
 
-    submissions: list[EventSubmission]
+    submissions: list[SubmissionFields]
     caller: Caller
 
 
@@ -106,11 +68,11 @@ def plain_request(event: Mapping[str, Any]) -> PlainRequest | None:
         _, parsed = json_object_body(
             raw_json_body(headers.get("content-type"), event.get("body"), False, MAX_BODY_BYTES)
         )
-        submission = _validate_submission(parsed)
+        submissions = _validate_batch(parsed)["events"] if is_batch(parsed) else [_validate_event(parsed)]
         caller = caller_of(event, headers)
-    except (CorrelatorError, ValueError):  # pydantic's ValidationError is a ValueError
+    except (CorrelatorError, ValueError):  # pydantic-core's ValidationError is a ValueError
         return None
-    return PlainRequest(submissions_of(submission), caller)
+    return PlainRequest(submissions, caller)
 
 
 def locate(loc: tuple[Any, ...]) -> dict[str, Any]:
@@ -126,7 +88,11 @@ def locate(loc: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def stamp_submissions(
-    submissions: list[EventSubmission], caller: Caller, bus_name: str, *, now: datetime | None = None
+    submissions: Sequence[EventSubmission | SubmissionFields],
+    caller: Caller,
+    bus_name: str,
+    *,
+    now: datetime | None = None,
 ) -> list[Envelope]:
     """Stamp every submission as an external event for ``bus_name``; refuse the lot if any is over 256 KB.
 
@@ -147,7 +113,8 @@ def stamp_submissions(
     shared_with_time = shared
     envelopes = []
     for submission, event_id in zip(submissions, new_event_ids(len(submissions)), strict=True):
-        time = submission.time
+        submitted = submission if type(submission) is dict else submission.__dict__  # its fields by name
+        time = submitted["time"]
         if time is None:
             if received_at is None:
                 received_at = parse_time(now or datetime.now(UTC))
@@ -155,17 +122,18 @@ def stamp_submissions(
             time, fields = received_at, shared_with_time
         else:
             fields = shared
-        own = _submission_json(submission, exclude_none=True).decode()  # '{"type":...}', never empty
+        own = _submission_json(submitted, exclude_none=True, by_alias=True).decode()  # '{"type":...}', never empty
         detail = f'{own[:-1]},"id":"{event_id}"{fields}'  # event_id: URL-safe characters, nothing to escape
         entry: PutEventsRequestEntryTypeDef = {
             "Source": SOURCE_EXTERNAL,
-            "DetailType": submission.type,
+            "DetailType": submitted["type"],
             "Detail": detail,
             "Time": time,
             "EventBusName": bus_name,
         }
         # entry_size(entry), knowing the fields: a Time, an ASCII Source and DetailType (its pattern), no Resources
-        size = _STAMPED_ENTRY_BYTES + len(submission.type) + (len(detail) if detail.isascii() else len(detail.encode()))
+        detail_bytes = len(detail) if detail.isascii() else len(detail.encode())
+        size = _STAMPED_ENTRY_BYTES + len(submitted["type"]) + detail_bytes
         envelopes.append(Envelope(event_id, entry, size))
     oversized = [
         {
