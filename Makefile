@@ -94,8 +94,8 @@ deploy: build
 openapi: $(VENV)/.installed
 	$(PY) -m docs.openapi
 
-core-schemas: $(VENV)/.installed  # the compiled schemas of correlator.coreschema (a test fails when one is stale)
-	$(PY) -m correlator.coreschema
+core-schemas: $(VENV)/.installed  # the compiled schemas of tools.coreschema (a test fails when one is stale)
+	$(PY) -m tools.coreschema
 
 sam-env: $(VENV)/.installed  # local/sam-env.json: sam local --env-vars pointing the functions at make run's moto
 	$(PY) -m local.sam_local

@@ -1,7 +1,7 @@
 """The reception's compiled submission schemas: current, pydantic-free, and the models' rules exactly.
 
 ``correlator.submission_schema`` is generated from ``EventSubmission`` and ``EventBatch`` by
-``correlator.coreschema``; the reception validates and serialises the requests it accepts with it,
+``tools.coreschema``; the reception validates and serialises the requests it accepts with it,
 without importing pydantic. It must accept what the models accept, refuse what they refuse (with the
 same errors, but for a value that is not an object), and give the same fields and the same JSON.
 """
@@ -18,11 +18,12 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import SchemaSerializer, SchemaValidator
 
 from bench.environment import RECEPTION_APP, subprocess_env
-from correlator import coreschema, submission_schema
+from correlator import submission_schema
 from correlator.event import EventSubmission
 from correlator.reception import SubmissionFields, stamp_submissions
 from correlator.reception_models import EventBatch
 from tests.unit.test_reception_stamping import CALLERS, NOW, SUBMISSIONS
+from tools import coreschema
 
 EVENT = SchemaValidator(submission_schema.EVENT_SCHEMA)
 BATCH = SchemaValidator(submission_schema.BATCH_SCHEMA)

@@ -1,7 +1,7 @@
 """What ``POST /events`` accepts and answers, as pydantic models: the resolver's route and the OpenAPI document.
 
 Requests the API accepts are validated without them, by ``correlator.reception``'s compiled schemas
-(generated from these models by ``correlator.coreschema``); every refusal goes through the resolver,
+(generated from these models by ``tools.coreschema``); every refusal goes through the resolver,
 which validates with these and writes the error bodies.
 """
 
