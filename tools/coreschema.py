@@ -93,13 +93,18 @@ def schemas(module: str) -> dict[str, Any]:
     return {name: compiled(_model(model).__pydantic_core_schema__) for name, model in COMPILED[module][1].items()}
 
 
-def _source(value: Any, imports: dict[str, set[str]], indent: str = "") -> str:
+def _source(value: Any, imports: dict[str, set[str]], named: dict[str, Any], indent: str = "") -> str:
     inner = indent + "    "
     if isinstance(value, dict):
-        items = "".join(f"{inner}{json.dumps(key)}: {_source(item, imports, inner)},\n" for key, item in value.items())
+        for name, schema in named.items():  # a schema written before (e.g. the events of a batch): by its name
+            if value == schema:
+                return name
+        items = "".join(
+            f"{inner}{json.dumps(key)}: {_source(item, imports, named, inner)},\n" for key, item in value.items()
+        )
         return f"{{\n{items}{indent}}}" if items else "{}"
     if isinstance(value, list):
-        items = "".join(f"{inner}{_source(item, imports, inner)},\n" for item in value)
+        items = "".join(f"{inner}{_source(item, imports, named, inner)},\n" for item in value)
         return f"[\n{items}{indent}]" if items else "[]"
     if isinstance(value, enum.Enum):
         return f"{_reference(type(value), imports)}.{value.name}"
@@ -124,9 +129,11 @@ def render(module: str) -> str:
     """The source of ``module``."""
     doc, _ = COMPILED[module]
     imports: dict[str, set[str]] = {}
-    body = "".join(
-        f"\n{name}: dict[str, Any] = {_source(schema, imports)}\n" for name, schema in schemas(module).items()
-    )
+    named: dict[str, Any] = {}
+    body = ""
+    for name, schema in schemas(module).items():
+        body += f"\n{name}: dict[str, Any] = {_source(schema, imports, named)}\n"
+        named[name] = schema
     import_lines = ""
     for source, names in sorted(imports.items()):
         listed = "".join(f"    {name},\n" for name in sorted(names))

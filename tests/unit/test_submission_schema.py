@@ -174,15 +174,9 @@ def test_the_reception_function_imports_without_pydantic() -> None:
         "spec.loader.exec_module(module)\n"
         "print(json.dumps(sorted(name for name in sys.modules if name.split('.')[0] == 'pydantic')))\n"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", probe, str(RECEPTION_APP)],
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    loaded = subprocess.check_output(
+        [sys.executable, "-c", probe, str(RECEPTION_APP)], env=subprocess_env(), text=True, timeout=120
     )
 
     # THEN pydantic (its import and the models' build) is left to the first refusal
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert json.loads(completed.stdout.splitlines()[-1]) == []
+    assert json.loads(loaded.splitlines()[-1]) == []
