@@ -56,8 +56,9 @@ def plain_request(event: Mapping[str, Any]) -> PlainRequest | None:
     None for anything else (another route, base64, a body or header the API refuses): the resolver
     answers those, with the API's error bodies. The checks are the resolver's own (the exact path,
     the request-body gate: media type, size, strict UTF-8 JSON within ``correlator.jsonbody``'s
-    limits, an object; then ``Submission`` and the chain headers), so a request either path accepts
-    is one both accept; this path only skips the resolver's per-request machinery.
+    limits, an object; then ``Submission``, compiled, and the chain headers), so a request either path
+    accepts is one both accept; this path only skips the resolver's per-request machinery, and pydantic.
+    Each submission comes as its fields by name (``SubmissionFields``).
     """
     if event.get("httpMethod") != "POST" or event.get("resource") != "/events" or event.get("isBase64Encoded"):
         return None
