@@ -19,17 +19,18 @@ from typing import IO, Any
 
 import boto3
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from local import fast_put_events, lines, moto_compat, state
 from local.api import ApiHttpServer, Gateway, Router, routes_of
 from local.async_events import AsyncEvents
+from local.collector import Collector
 from local.console import banner
 from local.delivery import Delivery
 from local.direct_sqs import DirectSqs
 from local.functions import FUNCTION_TYPE, LocalFunction
 from local.http_api import HttpApiGateway, http_api_banner, http_routes_of
 from local.jwt_issuer import LocalIssuer
+from local.moto_server import MotoServer
 from local.resources import Provisioner
 from local.scheduler import LocalScheduler, delete_moto_schedule, moto_scheduled_rules, moto_schedules
 from local.settings import (
@@ -91,7 +92,7 @@ class Stack:
         moto_compat.apply()  # AWS behaviour moto lacks (shared with the tests)
         fast_put_events.install()  # PutEvents without moto's Flask dispatch (inside the gate: installed first)
         state.install_gate()
-        self.moto = ThreadedMotoServer(ip_address=settings.host, port=settings.moto_port, verbose=False)
+        self.moto = MotoServer(settings.host, settings.moto_port)
         self.moto.start()
         environ = template_environment({**os.environ, RELAY_HOSTS_VARIABLE: relay_allowed_hosts(os.environ, settings)})
         template = Template.load(
@@ -157,12 +158,15 @@ class Stack:
             self.http_server.start()
         self.state = store
         store.start()
+        self.collector = Collector(lambda: state.GATE.served)  # full collections when idle (local.collector)
+        self.collector.start()
         return banner(settings, inventory, routes, functions, self.delivery, self.restored, http_api_lines)
 
     def stop(self) -> None:
         # New requests stop, accepted events and deliveries under way finish, then the state is saved
         # while moto still runs (events accepted after the event deliverer stopped are saved queued).
-        for step in ("http_server", "server", "scheduler", "events", "delivery", "functions", "state", "moto"):
+        steps = ("http_server", "server", "scheduler", "events", "delivery", "functions", "state", "collector", "moto")
+        for step in steps:
             part = getattr(self, step, None)
             if part is None:
                 continue

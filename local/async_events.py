@@ -25,6 +25,7 @@ from collections import deque
 from typing import Any
 
 from local import moto_throughput
+from local.priority import PRIORITY
 from local.state import GATE
 
 log = logging.getLogger("local.events")
@@ -96,6 +97,7 @@ class AsyncEvents:
                     return  # stopping, and nothing left (or no time left)
             with GATE.request():  # a save sees each batch queued or delivered, never half of it
                 for backend, bus_name, message in self._take(BATCH):
+                    PRIORITY.give_way()  # delivering is queued work: PutEvents calls under way first
                     self._deliver(backend, bus_name, message)
 
     def _take(self, count: int) -> list[tuple[Any, str, dict[str, Any]]]:

@@ -2,21 +2,28 @@
 
 Lambda's event source mappings and asynchronous invocation queue are AWS-internal services, so the
 local stack's stand-ins for them need not speak the public API to moto, which runs in this same
-process. Receiving and deleting through boto3 → HTTP → werkzeug → moto cost milliseconds of this
-process's CPU per call and capped a call at 10 messages; called directly, a batch of 1,000 records
-is one call. The semantics stay SQS's (visibility timeouts, receive counts, redrive to the
-dead-letter queue): the same moto backend (with local.moto_throughput) does the work. Every call
-passes the state gate (local.state), like a request to moto's server. Anything else (creating
-queues, reading attributes) goes to the boto3 client.
+process. Receiving and deleting through boto3 → HTTP → moto's server cost milliseconds of this
+process's CPU per call and capped a call at 10 messages; called directly, a call takes up to
+``BATCH_LIMIT`` (a batch of 1,000 records is ten calls). The semantics stay SQS's (visibility
+timeouts, receive counts, redrive to the dead-letter queue): the same moto backend (with
+local.moto_throughput) does the work. Every call gives way to PutEvents calls under way
+(``local.priority``: the pollers' work is queued work) and passes the state gate (``local.state``),
+like a request to moto's server. Anything else (creating queues, reading attributes) goes to the
+boto3 client.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
+from local.priority import PRIORITY
 from local.state import GATE
 
-BATCH_LIMIT = 10_000  # no HTTP request to bound: a batch is received (or deleted) in one call
+# No HTTP request to bound a call, but each call is one step that a PutEvents call may wait for
+# (local.priority): a hundred messages keep that wait to milliseconds.
+BATCH_LIMIT = 100
 
 
 class DirectSqs:
@@ -39,11 +46,18 @@ class DirectSqs:
 
         return sqs_backends[self.account_id][self.region]
 
+    @staticmethod
+    @contextlib.contextmanager
+    def _call() -> Iterator[None]:
+        PRIORITY.give_way()
+        with GATE.request():
+            yield
+
     def receive_message(
         self, QueueUrl: str, MaxNumberOfMessages: int = 1, WaitTimeSeconds: int = 0, **_: Any
     ) -> dict[str, Any]:
         name = QueueUrl.rsplit("/", 1)[-1]
-        with GATE.request():
+        with self._call():
             backend = self._backend
             queue = backend.get_queue(name)
             messages = backend.receive_message(
@@ -52,12 +66,12 @@ class DirectSqs:
         return {"Messages": [_shape(message) for message in messages]} if messages else {}
 
     def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
-        with GATE.request():
+        with self._call():
             done, failed = self._backend.delete_message_batch(QueueUrl.rsplit("/", 1)[-1], Entries)
         return {"Successful": [{"Id": identifier} for identifier in done], "Failed": failed}
 
     def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
-        with GATE.request():
+        with self._call():
             done, failed = self._backend.change_message_visibility_batch(QueueUrl.rsplit("/", 1)[-1], Entries)
         return {"Successful": [{"Id": identifier} for identifier in done], "Failed": failed}
 

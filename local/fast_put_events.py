@@ -27,6 +27,8 @@ import json
 import os
 from typing import Any
 
+from local.priority import PRIORITY
+
 TARGET = "AWSEvents.PutEvents"
 _installed = False
 
@@ -44,13 +46,16 @@ def install() -> None:
     @functools.wraps(original)
     def call(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("HTTP_X_AMZ_TARGET") == TARGET and environ.get("REQUEST_METHOD") == "POST":
-            body = _read_body(environ)
-            answer = put_events(environ, body)
+            with PRIORITY.foreground():  # queued work waits meanwhile (local.priority)
+                body = _read_body(environ)
+                answer = put_events(environ, body)
             if answer is not None:
                 status, headers, payload = answer
                 start_response(status, headers)
                 return [payload]
             environ["wsgi.input"] = io.BytesIO(body)  # moto's path reads the body again
+        else:
+            PRIORITY.give_way()  # any other call: after the PutEvents calls under way
         return original(self, environ, start_response)
 
     DomainDispatcherApplication.__call__ = call  # type: ignore[method-assign]

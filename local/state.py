@@ -64,12 +64,14 @@ class Gate:
         self._saving = False
         self._inside = threading.local()
         self.requests = 0  # requests since the last save
+        self.served = 0  # requests since the start
 
     def enter(self) -> None:
         with self._condition:
             self._condition.wait_for(lambda: not self._saving)
             self._active += 1
             self.requests += 1
+            self.served += 1
         self._inside.value = True
 
     def leave(self) -> None:

@@ -1,0 +1,59 @@
+"""PutEvents first: in the stack's one process, a client's call is served before queued work.
+
+On AWS, PutEvents is answered by EventBridge's own fleet: how far behind the rule targets, the SQS
+pollers or the functions' other AWS calls are does not change how fast an event is accepted. On
+the local stack they all share this process and its GIL: a PutEvents call (a fraction of a
+millisecond of work) competed, slice by slice, with the event deliverer's rule matching, the
+pollers' receives of hundreds of messages and the log writer's S3 and DynamoDB calls, and under
+load took tens of milliseconds, which every POST /events waited for.
+
+``PRIORITY`` restores the separation. A PutEvents call runs in the *foreground*
+(``local.fast_put_events``). Queued work *gives way* before each step: the deliverer before each
+batch (``local.async_events``), the pollers before each receive and delete (``local.direct_sqs``),
+and every other moto request before it starts (``local.fast_put_events``). Giving way waits while a
+PutEvents call is under way, at most ``GIVE_WAY_SECONDS``, so queued work is delayed by
+milliseconds and never starved; a step already under way is not interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+GIVE_WAY_SECONDS = 0.05
+
+
+class Priority:
+    """Foreground calls, and background steps that wait for them."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._foreground = 0
+
+    @property
+    def foreground_calls(self) -> int:
+        return self._foreground
+
+    @contextlib.contextmanager
+    def foreground(self) -> Iterator[None]:
+        """A call the background gives way to while it runs."""
+        with self._condition:
+            self._foreground += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._foreground -= 1
+                if not self._foreground:
+                    self._condition.notify_all()
+
+    def give_way(self, limit: float = GIVE_WAY_SECONDS) -> None:
+        """Wait until no foreground call runs, or ``limit`` seconds (returns at once when none runs)."""
+        if not self._foreground:  # the common case, without taking the lock
+            return
+        with self._condition:
+            self._condition.wait_for(lambda: not self._foreground, limit)
+
+
+PRIORITY = Priority()
