@@ -5,7 +5,11 @@ A fresh ``python -m local`` (own ports, own empty state directory) gets the temp
 up to 100 events (each event's ``object`` is a unique token) until ``events`` are accepted, on a schedule
 that offers ``OFFERED_EVENTS_PER_SECOND`` in all (a latency target means something only at a given
 load: 16 clients that each wait for their answer measure throughput, and their latency is then
-16 / requests per second whatever the stack does; ``--rate 0`` measures that way). The
+16 / requests per second whatever the stack does; ``--rate 0`` measures that way). Every client
+cycles through the same mix of request sizes (``BATCH_SIZES``), each from its own starting point:
+clients that all started on the same size kept in step and sent their 100-event batches at the
+same instants, a burst of 1,600 events (three seconds of the offered rate) that independent
+clients do not make. The
 figures: accepted events/s, POST latency p50/p99, the time from the last accept until every
 accepted token is in the event log (the drain), and how many tokens are missing from the log
 (lost) or in it more than once (duplicated). Loopback only; bounded by ``events`` and by
@@ -152,6 +156,7 @@ def add_rules(stack: Stack, count: int) -> None:
 @dataclass
 class Load:
     latencies: list[float] = field(default_factory=list)
+    by_size: dict[int, list[float]] = field(default_factory=dict)
     tokens: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -174,7 +179,7 @@ def send(stack: Stack, events: int, clients: int, run: str, rate: float = 0.0) -
     def client(index: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=60)
         headers = {"x-api-key": "local-dev-key", "content-type": "application/json"}
-        sequence = 0
+        sequence = index  # each client starts at its own place in the mix (not all 16 on a 100 at once)
         sent = 0
         began = time.monotonic()
         while time.monotonic() < deadline:
@@ -206,6 +211,7 @@ def send(stack: Stack, events: int, clients: int, run: str, rate: float = 0.0) -
             ]
             with load.lock:
                 load.latencies.append(elapsed)
+                load.by_size.setdefault(size, []).append(elapsed)
                 load.tokens += accepted
                 if response.status != 200 or len(accepted) != size:
                     load.failures.append(f"{response.status}: {data[:200]!r}")
@@ -272,6 +278,7 @@ class Figures:
     failures: int
     failure_samples: tuple[str, ...]
     load_average: tuple[float, float, float]
+    by_size: dict[int, tuple[int, float, float]] = field(default_factory=dict)  # size → (requests, p50, p99)
 
     @property
     def met(self) -> dict[str, bool]:
@@ -324,6 +331,10 @@ def measure(
         failures=len(load.failures),
         failure_samples=tuple(load.failures[:3]),
         load_average=(round(average[0], 2), round(average[1], 2), round(average[2], 2)),
+        by_size={
+            size: (len(values), _percentile(values, 0.50), _percentile(values, 0.99))
+            for size, values in sorted(load.by_size.items())
+        },
     )
 
 
@@ -352,6 +363,8 @@ def report(figures: Figures) -> list[tuple[str, bool]]:
         f"   lost {figures.lost}, duplicated {figures.duplicated}, failed requests {figures.failures}"
         f"   target 0/0  {mark[met[names[3]]]}"
     )
+    sizes = ", ".join(f"{size}: {p50 * 1000:.0f}/{p99 * 1000:.0f}" for size, (_, p50, p99) in figures.by_size.items())
+    print(f"   POST p50/p99 ms by events per request: {sizes}")
     for failure in figures.failure_samples:
         print(f"   failed: {failure}")
     print(f"   load average at the end {figures.load_average} on {os.cpu_count()} CPUs (shared machines skew this)")
