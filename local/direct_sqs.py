@@ -4,7 +4,7 @@ Lambda's event source mappings and asynchronous invocation queue are AWS-interna
 local stack's stand-ins for them need not speak the public API to moto, which runs in this same
 process. Receiving and deleting through boto3 → HTTP → moto's server cost milliseconds of this
 process's CPU per call and capped a call at 10 messages; called directly, a call takes up to
-``BATCH_LIMIT`` (a batch of 1,000 records is ten calls). The semantics stay SQS's (visibility
+``BATCH_LIMIT`` (a batch of 1,000 records is 40 calls). The semantics stay SQS's (visibility
 timeouts, receive counts, redrive to the dead-letter queue): the same moto backend (with
 local.moto_throughput) does the work. Every call gives way to PutEvents calls under way
 (``local.priority``: the pollers' work is queued work) and passes the state gate (``local.state``),
@@ -22,8 +22,8 @@ from local.priority import PRIORITY
 from local.state import GATE
 
 # No HTTP request to bound a call, but each call is one step that a PutEvents call may wait for
-# (local.priority): a hundred messages keep that wait to milliseconds.
-BATCH_LIMIT = 100
+# (local.priority): 25 messages keep that wait to a few milliseconds.
+BATCH_LIMIT = 25
 
 
 class DirectSqs:

@@ -9,17 +9,20 @@ load took tens of milliseconds, which every POST /events waited for.
 
 ``PRIORITY`` restores the separation. A PutEvents call runs in the *foreground*
 (``local.fast_put_events``). Queued work *gives way* before each step: the deliverer before each
-batch (``local.async_events``), the pollers before each receive and delete (``local.direct_sqs``),
-and every other moto request before it starts (``local.fast_put_events``). Giving way waits while a
-PutEvents call is under way, at most ``GIVE_WAY_SECONDS``, so queued work is delayed by
-milliseconds and never starved; a step already under way is not interrupted.
+event (``local.async_events``), the pollers before each receive and delete (``local.direct_sqs``),
+every other moto request before it starts (``local.fast_put_events``), and a DynamoDB request
+before each item it reads or writes (``install``: the log writer's ledger writes 25 items a call).
+Giving way waits while a PutEvents call is under way, at most ``GIVE_WAY_SECONDS``, so queued
+work is delayed by milliseconds and never starved; a step already under way is not interrupted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 GIVE_WAY_SECONDS = 0.05
 
@@ -57,3 +60,25 @@ class Priority:
 
 
 PRIORITY = Priority()
+ITEM_STEPS = ("get_item", "put_item", "update_item", "delete_item")
+_installed = False
+
+
+def install() -> None:
+    """Make each item of a moto DynamoDB call a step that gives way (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    from moto.dynamodb.models import DynamoDBBackend
+
+    def giving_way(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def step(*args: Any, **kwargs: Any) -> Any:
+            PRIORITY.give_way()
+            return original(*args, **kwargs)
+
+        return step
+
+    for name in ITEM_STEPS:
+        setattr(DynamoDBBackend, name, giving_way(getattr(DynamoDBBackend, name)))
+    _installed = True

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import threading
 
-from local.priority import Priority
+import boto3
+import pytest
+from moto import mock_aws
+
+from local import priority
+from local.priority import PRIORITY, Priority
 
 
 def test_give_way_returns_at_once_without_foreground_calls() -> None:
@@ -66,3 +71,23 @@ def test_foreground_calls_count_while_they_run_even_when_they_fail() -> None:
     except RuntimeError:
         pass
     assert priority.foreground_calls == 0
+
+
+def test_each_dynamodb_item_of_a_call_is_a_step_that_gives_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    priority.install()
+    steps: list[str] = []
+    monkeypatch.setattr(PRIORITY, "give_way", lambda limit=0.0: steps.append("give way"))
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="ledger",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        items = [{"PutRequest": {"Item": {"id": {"S": f"m{n}"}}}} for n in range(3)]
+        dynamodb.batch_write_item(RequestItems={"ledger": items})
+        assert steps == ["give way"] * 3  # one step per item, not one per call
+        dynamodb.get_item(TableName="ledger", Key={"id": {"S": "m1"}})
+        dynamodb.delete_item(TableName="ledger", Key={"id": {"S": "m1"}})
+        assert steps == ["give way"] * 5
