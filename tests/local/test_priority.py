@@ -10,6 +10,8 @@ from moto import mock_aws
 
 from local import priority
 from local.priority import PRIORITY, Priority
+from tests.notification_doubles import create_idempotency_table
+from tests.probe import REGION
 
 
 def test_give_way_returns_at_once_without_foreground_calls() -> None:
@@ -78,13 +80,8 @@ def test_each_dynamodb_item_of_a_call_is_a_step_that_gives_way(monkeypatch: pyte
     steps: list[str] = []
     monkeypatch.setattr(PRIORITY, "give_way", lambda limit=0.0: steps.append("give way"))
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName="ledger",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_idempotency_table("ledger")  # the ledger's table, as the template declares it
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
         items = [{"PutRequest": {"Item": {"id": {"S": f"m{n}"}}}} for n in range(3)]
         dynamodb.batch_write_item(RequestItems={"ledger": items})
         assert steps == ["give way"] * 3  # one step per item, not one per call
