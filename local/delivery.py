@@ -37,6 +37,9 @@ log = logging.getLogger("local.delivery")
 # An idle poller waits in one long poll (moto answers as soon as a message arrives); stopping does not wait for it.
 RECEIVE_WAIT_SECONDS = 20
 BATCH_WAIT_SECONDS = 1
+# Inside a batching window, a receive that found the queue empty is followed by this pause: the window's
+# messages are then taken a few dozen per call instead of one or two as each arrives (each call has a cost).
+GATHER_PAUSE_SECONDS = 0.2
 ASYNC_MAX_RECEIVES = 3  # Lambda retries a failed asynchronous invocation twice
 MAX_QUEUE_NAME = 80
 MIN_WAIT_VISIBILITY = 5  # seconds: well past the next call while a message waits for a worker (local.workers.WAIT_BEAT)
@@ -301,8 +304,14 @@ class EventSourceMappingPoller(Poller):
         if not batch:
             return []
         deadline = time.monotonic() + self.mapping.batching_window
+        drained = len(batch) < min(size, self.batch_limit)
         while len(batch) < size and time.monotonic() < deadline and not self.stop.is_set():
-            batch += self.receive(size - len(batch), BATCH_WAIT_SECONDS)
+            if drained:
+                self.stop.wait(min(GATHER_PAUSE_SECONDS, max(0.0, deadline - time.monotonic())))
+            wanted = size - len(batch)
+            received = self.receive(wanted, BATCH_WAIT_SECONDS)
+            batch += received
+            drained = len(received) < min(wanted, self.batch_limit)
         # A message whose visibility timeout ran out during the window comes again: keep its latest receipt.
         return list({message["MessageId"]: message for message in batch}.values())
 

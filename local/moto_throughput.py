@@ -34,9 +34,10 @@ up directly (jsonpath-ng for any other), and the event is serialised only when t
 **Request dispatch.** For every HTTP request moto lists its own package directory (to recognise a
 service name) and lists the methods of the response class with ``inspect``: both are cached.
 
-**Receipt handles and body digests.** moto draws a receipt handle's 185 letters with one
-``random.choice`` call each, and computes a message body's MD5 every time it is read (once per
-receive); the handle is drawn in one call, the digest is kept with the message.
+**Receipt handles, copies and body digests.** moto draws a receipt handle's 185 letters with one
+``random.choice`` call each, deep-copies every message it returns, and computes a message body's
+MD5 every time it is read (once per receive); the handle is 185 hex digits drawn at once, a
+returned message is a shallow copy, the digest is kept with the message.
 
 **SendMessage** reads all of a queue's attributes, and moto converts each attribute's name with a
 regular expression every time: the conversion is cached.
@@ -48,6 +49,7 @@ InputTransformer cost tens of milliseconds per event. Parsed paths are cached (t
 
 from __future__ import annotations
 
+import copy
 import functools
 import heapq
 import importlib
@@ -56,7 +58,6 @@ import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from copy import deepcopy
 from typing import Any
 
 from local.state import GATE
@@ -320,9 +321,11 @@ def _index_standard_queues() -> None:
                             continue
                         message.mark_received(visibility_timeout=visibility_timeout)
                         store.received(message)
-                        copy = deepcopy(message)
-                        models._filter_message_attributes(copy, message_attribute_names or [])
-                        result.append(copy)
+                        # moto deep-copies; a shallow copy is enough: the filter gives the copy its own
+                        # attribute dict, and what a later receive changes (the handle, counts) is rebound
+                        received = copy.copy(message)
+                        models._filter_message_attributes(received, message_attribute_names or [])
+                        result.append(received)
                     remaining = deadline - unix_time()
                     if len(result) >= count or (result and not store.has_ready) or remaining <= 0:
                         return result
@@ -399,15 +402,11 @@ def _index_standard_queues() -> None:
 
 
 def _cheaper_messages() -> None:
-    import string
-
     from moto.moto_api._internal import mock_random  # moto's random (seeded through /moto-api/seed)
     from moto.sqs import models
 
-    letters = string.ascii_lowercase
-
-    def generate_receipt_handle() -> str:
-        return "".join(mock_random.choices(letters, k=185))
+    def generate_receipt_handle() -> str:  # 185 characters from 740 random bits (hex), drawn at once
+        return format(mock_random.getrandbits(740), "0185x")
 
     original: Any = models.Message.body_md5
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,50 @@ def test_an_sqs_batch_waiting_for_a_worker_stays_in_flight() -> None:
     assert function.calls == [{"synchronous": False}]
     assert [kind for kind, _ in sqs.calls] == ["extend", "delete"]
     assert [entry["ReceiptHandle"] for entry in sqs.calls[0][1]] == ["r1", "r2"]
+
+
+class TricklingSqs(FakeSqs):
+    """A queue that one message reaches every ``every`` seconds; records how many each receive returns."""
+
+    def __init__(self, every: float) -> None:
+        super().__init__()
+        self.every = every
+        self.started = time.monotonic()
+        self.taken = 0
+        self.received: list[int] = []
+        self.batch_limit = 25
+
+    def receive_message(self, MaxNumberOfMessages: int = 1, **_: Any) -> dict[str, Any]:
+        arrived = int((time.monotonic() - self.started) / self.every) + 1
+        count = min(MaxNumberOfMessages, arrived - self.taken)
+        if not count:  # a long poll: answered as soon as the next message arrives
+            time.sleep(max(0.0, self.started + arrived * self.every - time.monotonic()))
+            count = 1
+        messages = [{**MESSAGE, "MessageId": f"m{self.taken + n}"} for n in range(count)]
+        self.taken += count
+        self.received.append(count)
+        return {"Messages": messages}
+
+
+def test_a_batching_window_gathers_a_trickle_in_few_receives() -> None:
+    # GIVEN a mapping with a 1 s batching window on a queue that a message reaches every 10 ms
+    from local.delivery import EventSourceMappingPoller
+    from local.functions import SqsEvent
+
+    sqs = TricklingSqs(every=0.01)
+    mapping = SqsEvent("Work", "arn:aws:sqs:us-east-1:1:q", 1000, 1, True, True)
+    poller = EventSourceMappingPoller(sqs, "http://sqs/q", mapping, BusyFunction(beats=0), threading.Event())  # type: ignore[arg-type]
+
+    # WHEN it gathers a batch
+    started = time.monotonic()
+    batch = poller.gather()
+
+    # THEN the batch holds every message of the window, once, and closed with the window
+    assert 80 <= len(batch) == len({message["MessageId"] for message in batch}) == sum(sqs.received)
+    assert 0.9 <= time.monotonic() - started < 1.5
+    # AND the messages were taken a few dozen per receive, not one or two as each arrived
+    assert len(sqs.received) <= 12
+    assert max(sqs.received) > 10
 
 
 SLOW_HANDLER = """
