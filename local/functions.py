@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from local.template import Template, TemplateError, as_text
-from local.workers import DEFAULT_CONCURRENCY, InvocationError, WorkerPool, WorkerSpec
+from local.workers import DEFAULT_CONCURRENCY, QUEUED_WORK_NICE, InvocationError, WorkerPool, WorkerSpec
 
 FUNCTION_TYPE = "AWS::Serverless::Function"
 DEFAULT_TIMEOUT = 3
@@ -176,6 +176,7 @@ class LocalFunction:
             handler_name=self.handler_name,
             code_dir=str(self.code_dir),
             variables=self.variables,
+            nice=0 if self.triggers.api else QUEUED_WORK_NICE,  # a client waits on the API's functions
         )
         self.pool = WorkerPool(spec, self.concurrency, log)
 

@@ -34,6 +34,10 @@ from typing import IO, Any
 from local.worker import receive, send
 
 DEFAULT_CONCURRENCY = 4
+# CPU priority (nice) of the workers of functions that only queues, rules and timers invoke. On AWS every
+# execution environment has its own CPU; here all share two or so cores, and a client waiting on the API
+# should not wait for the event log's batch being written: the functions behind the API keep priority 0.
+QUEUED_WORK_NICE = 10
 INIT_TIMEOUT = 30.0  # Lambda allows 10 s of init; this machine is shared, so be generous
 WAIT_BEAT = 1.0  # seconds between the ``waiting`` calls of an invocation waiting for a free worker
 
@@ -51,6 +55,7 @@ class WorkerSpec:
     handler_name: str
     code_dir: str
     variables: Mapping[str, str]
+    nice: int = 0  # added to the worker's CPU priority (see QUEUED_WORK_NICE)
 
 
 class InvocationError(Exception):
@@ -90,6 +95,9 @@ class Worker:
             )
         finally:
             child.close()
+        if spec.nice:
+            with contextlib.suppress(OSError):  # a lower priority only; where the system refuses, the default
+                os.setpriority(os.PRIO_PROCESS, self.process.pid, os.getpriority(os.PRIO_PROCESS, 0) + spec.nice)
         send(self._connection, asdict(spec) | {"variables": dict(spec.variables)})
         reply = self._receive(INIT_TIMEOUT, "Runtime.InitTimeout")
         if reply.get("status") != "ready":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -359,3 +360,49 @@ def test_without_reserved_concurrency_a_synchronous_invocation_waits_for_the_loc
         busy.join()
     finally:
         function.stop()
+
+
+PRIORITY_HANDLER = """
+import os
+
+
+def handle(event, context):
+    return {"nice": os.getpriority(os.PRIO_PROCESS, 0)}
+"""
+
+
+@pytest.mark.parametrize(
+    ("events", "raised"),
+    [
+        ("", 10),  # only queues, rules or timers invoke it: queued work
+        ("      Events:\n        Get: {Type: Api, Properties: {Path: /p, Method: get}}\n", 0),  # a client waits
+    ],
+)
+def test_the_workers_of_functions_behind_no_api_run_at_a_lower_cpu_priority(
+    tmp_path: Path, events: str, raised: int
+) -> None:
+    # GIVEN a function with or without an API route
+    from local.workers import QUEUED_WORK_NICE
+
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "handler.py").write_text(PRIORITY_HANDLER)
+    template = Template(
+        load_yaml(
+            "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+            f"      CodeUri: fn\n      Handler: handler.handle\n{events}"
+        ),
+        root=tmp_path,
+        environ={},
+    )
+    local = LocalFunction(template, "Fn", default_concurrency=1)
+    local.prepare()
+    local.start(None)
+    try:
+        # WHEN it is invoked
+        result = local.invoke({})
+    finally:
+        local.stop()
+
+    # THEN its worker runs at the stack's priority plus QUEUED_WORK_NICE only when no API route reaches it
+    assert QUEUED_WORK_NICE == 10
+    assert result["nice"] == min(19, os.getpriority(os.PRIO_PROCESS, 0) + raised)  # 19: the lowest priority
