@@ -9,11 +9,16 @@ load: 16 clients that each wait for their answer measure throughput, and their l
 cycles through the same mix of request sizes (``BATCH_SIZES``), each from its own starting point:
 clients that all started on the same size kept in step and sent their 100-event batches at the
 same instants, a burst of 1,600 events (three seconds of the offered rate) that independent
-clients do not make. The
+clients do not make. For the same reason each client's schedule starts ``index`` steps of
+1/``CLIENTS`` of a client's mean interval between requests after the first's: on one common
+schedule every client began each round of its mix at the same instant, 16 requests (472 events,
+most of a second of the offered rate) every 8.6 s. The
 figures: accepted events/s, POST latency p50/p99, the time from the last accept until every
 accepted token is in the event log (the drain), and how many tokens are missing from the log
-(lost) or in it more than once (duplicated). Loopback only; bounded by ``events`` and by
-``SEND_LIMIT_SECONDS``/``DRAIN_LIMIT_SECONDS``.
+(lost) or in it more than once (duplicated). For information, without a target: the slowest
+answer when every client sends its first request of the mix at the same instant (``burst``: 16
+requests, 472 events), the median of ``BURST_ROUNDS`` such bursts on the drained stack. Loopback
+only; bounded by ``events`` and by ``SEND_LIMIT_SECONDS``/``DRAIN_LIMIT_SECONDS``.
 
 ``python -m bench.local_load [--events N]``; ``make bench`` runs it with ``BENCH_LOCAL_EVENTS``
 (default 20000, 0 skips it).
@@ -57,6 +62,8 @@ TARGET_EVENTS_PER_SECOND = 500.0
 OFFERED_EVENTS_PER_SECOND = 550.0  # the clients' schedule: the target plus 10 %
 TARGET_P99_SECONDS = 0.250
 TARGET_DRAIN_SECONDS = 10.0
+BURST_ROUNDS = 5
+BURST_PAUSE_SECONDS = 1.0
 
 
 def _free_port() -> int:
@@ -169,6 +176,8 @@ def send(stack: Stack, events: int, clients: int, run: str, rate: float = 0.0) -
     remaining = [events]
     deadline = time.monotonic() + SEND_LIMIT_SECONDS
     per_client = rate / clients
+    # the clients' schedules interleave: each starts 1/clients of a client's mean request interval after the last
+    stagger = sum(BATCH_SIZES) / len(BATCH_SIZES) / per_client / clients if per_client else 0.0
 
     def take(size: int) -> int:
         with load.lock:
@@ -181,7 +190,7 @@ def send(stack: Stack, events: int, clients: int, run: str, rate: float = 0.0) -
         headers = {"x-api-key": "local-dev-key", "content-type": "application/json"}
         sequence = index  # each client starts at its own place in the mix (not all 16 on a 100 at once)
         sent = 0
-        began = time.monotonic()
+        began = time.monotonic() + index * stagger
         while time.monotonic() < deadline:
             size = take(BATCH_SIZES[sequence % len(BATCH_SIZES)])
             if not size:
@@ -224,6 +233,40 @@ def send(stack: Stack, events: int, clients: int, run: str, rate: float = 0.0) -
     for thread in threads:
         thread.join()
     return load, time.perf_counter() - started
+
+
+def burst(stack: Stack, clients: int, run: str, rounds: int = BURST_ROUNDS) -> float:
+    """The median, over ``rounds``, of the slowest answer when every client sends its first request of the mix at
+    the same instant."""
+    slowest = []
+    for round_ in range(rounds):
+        gate = threading.Barrier(clients)
+        answers: list[float] = []
+
+        def client(index: int, tag: str, gate: threading.Barrier, answers: list[float]) -> None:
+            size = BATCH_SIZES[index % len(BATCH_SIZES)]
+            bodies = [{"type": "bench.load", "object": f"bench/{tag}/{index}/{n}"} for n in range(size)]
+            payload = json.dumps(bodies[0] if size == 1 else {"events": bodies})
+            connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=60)
+            connection.connect()
+            gate.wait()
+            started = time.perf_counter()
+            connection.request("POST", "/events", payload, {"x-api-key": "local-dev-key"})
+            connection.getresponse().read()
+            answers.append(time.perf_counter() - started)
+            connection.close()
+
+        threads = [
+            threading.Thread(target=client, args=(index, f"{run}/{round_}", gate, answers), daemon=True)
+            for index in range(clients)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        slowest.append(max(answers))
+        time.sleep(BURST_PAUSE_SECONDS)
+    return sorted(slowest)[len(slowest) // 2]
 
 
 def log_lines(stack: Stack) -> Iterator[str]:
@@ -275,6 +318,7 @@ class Figures:
     lost: int
     duplicated: int
     offered: float
+    burst: float
     failures: int
     failure_samples: tuple[str, ...]
     load_average: tuple[float, float, float]
@@ -315,6 +359,7 @@ def measure(
             counts = log_tokens(stack, run)
         drain = time.monotonic() - last_accept
         average = os.getloadavg()
+        slowest_in_burst = burst(stack, clients, f"{run}-burst")
     finally:
         stack.stop()
     return Figures(
@@ -328,6 +373,7 @@ def measure(
         lost=len(wanted - counts.keys()),
         duplicated=sum(1 for token, count in counts.items() if count > 1),
         offered=rate,
+        burst=slowest_in_burst,
         failures=len(load.failures),
         failure_samples=tuple(load.failures[:3]),
         load_average=(round(average[0], 2), round(average[1], 2), round(average[2], 2)),
@@ -365,6 +411,11 @@ def report(figures: Figures) -> list[tuple[str, bool]]:
     )
     sizes = ", ".join(f"{size}: {p50 * 1000:.0f}/{p99 * 1000:.0f}" for size, (_, p50, p99) in figures.by_size.items())
     print(f"   POST p50/p99 ms by events per request: {sizes}")
+    together = sum(BATCH_SIZES[index % len(BATCH_SIZES)] for index in range(CLIENTS))
+    print(
+        f"   {CLIENTS} requests at one instant ({together} events, after the drain): slowest answer"
+        f" {figures.burst * 1000:.0f} ms (median of {BURST_ROUNDS}; no target)"
+    )
     for failure in figures.failure_samples:
         print(f"   failed: {failure}")
     print(f"   load average at the end {figures.load_average} on {os.cpu_count()} CPUs (shared machines skew this)")
