@@ -561,12 +561,23 @@ class EventPattern:
         """False when no event with this ``source`` and ``detail-type`` can match: every alternative of the
         pattern pins one of them to exact strings, prefixes or suffixes that exclude it (a cheap test
         before ``matches``)."""
+        # answers kept per (source, detail-type): a bus sees few of them, each event asks every rule
+        admitted: dict[tuple[str, str], bool] | None = self.__dict__.get("_admitted")
+        if admitted is None:  # (the caches are not in states saved before they existed)
+            admitted = self.__dict__["_admitted"] = {}
+        answer = admitted.get((source, detail_type))
+        if answer is not None:
+            return answer
         pins: list[tuple[Pin | None, Pin | None]] | None = self.__dict__.get("_pins")
-        if pins is None:  # computed once (and not kept by states saved before it existed)
+        if pins is None:
             pins = self.__dict__["_pins"] = [
                 (_pinned(rule, "source"), _pinned(rule, "detail-type")) for rule in self.rules
             ]
-        return any(_admits(sources, source) and _admits(kinds, detail_type) for sources, kinds in pins)
+        answer = any(_admits(sources, source) and _admits(kinds, detail_type) for sources, kinds in pins)
+        if len(admitted) >= ADMITTED_KEPT:
+            admitted.clear()
+        admitted[(source, detail_type)] = answer
+        return answer
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         found: dict[str, Occurrences] | None = getattr(_shared, "found", None)
@@ -576,6 +587,7 @@ class EventPattern:
 
 
 Pin = tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]  # exact values, prefixes, suffixes
+ADMITTED_KEPT = 256  # (source, detail-type) answers kept per pattern
 _PINNING = ("exact", "prefix", "suffix")
 
 

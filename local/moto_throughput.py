@@ -27,9 +27,11 @@ an accepted event goes through ``deliver_with``: at once by default (moto's beha
 tests use), after the answer on the local stack (``local.async_events``, as EventBridge does).
 
 **Input transformers** again: moto evaluates eight JSONPaths and serialises the whole event to JSON
-for every target, even one without an InputTransformer. A plain path (``$.detail.type``) is looked
-up directly (jsonpath-ng for any other), and the event is serialised only when the template uses
-``<aws.events.event.json>``; the result is the same.
+for every target, even one without an InputTransformer (an archive's target, with its empty
+``InputPathsMap``, too). Only the paths the template names are evaluated, a plain path
+(``$.detail.type``) is looked up directly (jsonpath-ng for any other), and a template holding
+``<aws.events.event.json>`` as a value gets the event itself rather than its JSON text parsed back
+(the event log's rule and the archive: ~90 µs of ~170 per delivered event); the result is the same.
 
 **Request dispatch.** For every HTTP request moto lists its own package directory (to recognise a
 service name) and lists the methods of the response class with ``inspect``: both are cached.
@@ -443,17 +445,56 @@ def _transform_inputs_directly() -> None:
     def parse(input_template: str, input_paths_map: dict[str, Any], event: Any) -> dict[str, Any]:
         template = input_template or parser.DEFAULT_EVENT_INPUT_TEMPLATE
         for name, path in (input_paths_map or parser.DEFAULT_EVENT_INPUT_PATHS_MAP).items():
+            if f"<{name}>" not in template:
+                continue  # (moto evaluates it anyway: an archive's {} map means all eight default paths)
             result = stringify(value_at(path, event))
             if result:
                 template = template.replace(f"<{name}>", result)
-        if "<aws.events.event.json>" in template:
-            template = template.replace("<aws.events.event.json>", stringify(event))
         if "<aws.events.event.ingestion-time>" in template:
             template = template.replace("<aws.events.event.ingestion-time>", stringify(event["ingestion-time"]))
+        if "<aws.events.event.json>" in template:
+            whole = _with_event(template, event)
+            if whole is not None:
+                return whole
+            template = template.replace("<aws.events.event.json>", stringify(event))
         loaded: dict[str, Any] = json.loads(template)
         return loaded
 
     parser.parse = staticmethod(parse)  # type: ignore[method-assign]
+
+
+_EVENT_SLOT = "\u0000aws.events.event.json"  # what no template holds
+
+
+def _with_event(template: str, event: dict[str, Any]) -> dict[str, Any] | None:
+    """The template with ``<aws.events.event.json>`` standing as a value, that value being ``event`` (a shallow
+    copy: what moto does with a transformed event next only serialises it, or rebinds its top-level fields):
+    what moto's text substitution and ``json.loads`` make, without serialising and parsing the whole event
+    (None when the placeholder stands elsewhere, e.g. inside a string: then moto's way)."""
+    try:
+        loaded = json.loads(template.replace("<aws.events.event.json>", json.dumps(_EVENT_SLOT)))
+    except ValueError:
+        return None
+    slots = 0
+
+    def fill(node: Any) -> Any:
+        nonlocal slots
+        if node == _EVENT_SLOT:
+            slots += 1
+            return dict(event)
+        if isinstance(node, dict):
+            return {key: fill(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [fill(value) for value in node]
+        if isinstance(node, str) and _EVENT_SLOT in node:
+            raise ValueError("the placeholder inside a string")
+        return node
+
+    try:
+        filled = fill(loaded)
+    except ValueError:
+        return None
+    return filled if isinstance(filled, dict) and slots == template.count("<aws.events.event.json>") else None
 
 
 def _cache_dispatch_lookups() -> None:

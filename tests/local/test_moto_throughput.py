@@ -215,3 +215,59 @@ def test_input_transformers_read_plain_paths_directly_and_others_with_jsonpath()
     result = EventTemplateParser.parse(input_template=template, input_paths_map=paths, event=event)
 
     assert result == {"n": 3, "name": "x", "second": "b", "none": "<none>", "whole": event}
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{"rule": {"name": "log"}, "event": <aws.events.event.json>}',  # the event log rule's target
+        '{"archive-arn": "a", "event": <aws.events.event.json>, "ingestion-time": <aws.events.event.ingestion-time>}',
+        '{"twice": [<aws.events.event.json>, {"again": <aws.events.event.json>}], "id": "<id>"}',
+        '{"quoted": "<aws.events.event.json>"}',  # inside a string: moto's text substitution, whatever it makes
+    ],
+)
+def test_a_template_holding_the_whole_event_gives_what_motos_text_substitution_gives(template: str) -> None:
+    from moto.events.utils import EventTemplateParser
+
+    # GIVEN an event as the deliverer hands it to a rule
+    event: Any = {
+        "version": "0",
+        "id": "e-1",
+        "detail-type": "t",
+        "source": "app",
+        "time": 1764662400.5,
+        "resources": ["r"],
+        "detail": {"n": 3, "nested": {"list": [1, "two", None, True]}, "text": 'quote " and \\ slash'},
+        "ingestion-time": 1764662400.5,
+    }
+    substituted = template.replace("<aws.events.event.json>", json.dumps(event)).replace(
+        "<aws.events.event.ingestion-time>", "1764662400.5"
+    )
+
+    # WHEN the template is applied
+    try:
+        expected: Any = json.loads(substituted.replace("<id>", "e-1"))
+    except ValueError as error:
+        expected = type(error)
+    try:
+        result: Any = EventTemplateParser.parse(input_template=template, input_paths_map={"id": "$.id"}, event=event)
+    except ValueError as error:
+        result = type(error)
+
+    # THEN it is what substituting the event's JSON text and parsing it gives (moto's way), and the event is unchanged
+    assert result == expected
+    assert event["detail"]["nested"]["list"] == [1, "two", None, True]
+
+
+def test_an_archive_target_evaluates_only_the_paths_its_template_uses() -> None:
+    from moto.events.utils import EventTemplateParser
+
+    # GIVEN an event whose detail cannot be serialised (so evaluating the default "<detail>" path would fail)
+    event: Any = {"id": "e", "ingestion-time": 1.5, "detail": {"unserialisable": object()}}
+    template = '{"archive-arn": "arn:a", "ingestion-time": <aws.events.event.ingestion-time>}'
+
+    # WHEN an archive's transformer (an empty InputPathsMap: moto falls back to the eight default paths) is applied
+    result = EventTemplateParser.parse(input_template=template, input_paths_map={}, event=event)
+
+    # THEN only what the template holds was evaluated
+    assert result == {"archive-arn": "arn:a", "ingestion-time": 1.5}
