@@ -98,3 +98,19 @@ def test_each_target_receives_the_same_events_with_and_without_the_prefilter(
     assert not EventPattern(json.dumps(RULES["prefix-type"])).may_match("app", "updated")
     assert EventPattern(json.dumps(RULES["prefix-type"])).may_match("app", "deleted")
     assert EventPattern(json.dumps(RULES["or"])).may_match("zzz", "created")
+
+
+def test_the_prefilter_keeps_a_bounded_number_of_answers_and_each_stays_right() -> None:
+    from local.event_pattern import ADMITTED_KEPT
+
+    # GIVEN a pattern pinning the source to a prefix
+    pattern = EventPattern(json.dumps({"source": [{"prefix": "app"}]}))
+
+    # WHEN it is asked about more (source, detail-type) pairs than it keeps, each twice
+    sources = [f"app.{n}" if n % 2 else f"other.{n}" for n in range(ADMITTED_KEPT + 10)]
+    first = [pattern.may_match(source, "t") for source in sources]
+    again = [pattern.may_match(source, "t") for source in sources]
+
+    # THEN every answer, kept or computed again, is the pin's, and no more than ADMITTED_KEPT are kept
+    assert first == again == [source.startswith("app") for source in sources]
+    assert len(pattern.__dict__["_admitted"]) <= ADMITTED_KEPT
