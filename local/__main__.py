@@ -20,7 +20,7 @@ from typing import IO, Any
 import boto3
 from botocore.config import Config
 
-from local import fast_put_events, lines, moto_compat, priority, state
+from local import fast_batch_write, fast_put_events, lines, moto_compat, priority, state
 from local.api import ApiHttpServer, Gateway, Router, routes_of
 from local.async_events import AsyncEvents
 from local.collector import Collector
@@ -90,6 +90,7 @@ class Stack:
         """Start everything; return the banner."""
         settings = self.settings
         moto_compat.apply()  # AWS behaviour moto lacks (shared with the tests)
+        fast_batch_write.install()  # the log writer's ledger writes, likewise (inside PutEvents' give-way)
         fast_put_events.install()  # PutEvents without moto's Flask dispatch (inside the gate: installed first)
         priority.install()  # DynamoDB calls give way to PutEvents item by item (local.priority)
         state.install_gate()

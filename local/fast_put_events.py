@@ -47,7 +47,7 @@ def install() -> None:
     def call(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("HTTP_X_AMZ_TARGET") == TARGET and environ.get("REQUEST_METHOD") == "POST":
             with PRIORITY.foreground():  # queued work waits meanwhile (local.priority)
-                body = _read_body(environ)
+                body = read_body(environ)
                 answer = put_events(environ, body)
             if answer is not None:
                 status, headers, payload = answer
@@ -62,7 +62,7 @@ def install() -> None:
     _installed = True
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
+def read_body(environ: dict[str, Any]) -> bytes:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     stream = environ["wsgi.input"]
     data: bytes = stream.read(length) if length else stream.read()
@@ -71,16 +71,11 @@ def _read_body(environ: dict[str, Any]) -> bytes:
 
 def put_events(environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[str, str]], bytes] | None:
     """moto's answer to this PutEvents call, or None when moto's own path must answer it."""
-    from moto import settings
-    from moto.core.authorization import ActionAuthenticatorMixin
     from moto.events.models import events_backends
-    from moto.iam.models import mark_account_as_visited
     from moto.utilities.aws_headers import gen_amzn_requestid_long
 
-    if environ.get("HTTP_CONTENT_ENCODING") or environ.get("QUERY_STRING"):
-        return None  # compressed, or parameters in the URL: moto's path
-    if ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT:
-        return None  # moto authorises requests (IAM): moto's path
+    if not plain_request(environ):
+        return None
     try:
         entries = json.loads(body)["Entries"]
     except (ValueError, KeyError, TypeError):
@@ -89,14 +84,13 @@ def put_events(environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[st
         return None
     if not all(isinstance(entry, dict) and isinstance(entry.get("EventBusName", ""), str) for entry in entries):
         return None
-    region, access_key = _region_and_access_key(environ)
-    account = _account(environ, access_key)
+    region, access_key = region_and_access_key(environ)
+    account = account_of(environ, access_key)
     backend = events_backends[account][region]
     for name in {entry.get("EventBusName") for entry in entries}:
         if backend._normalize_event_bus_arn(name) not in backend.event_buses:
             return None  # moto answers ResourceNotFoundException (and accepts the entries before that one)
-    ActionAuthenticatorMixin.request_count += 1  # what moto's path counts while authorisation is off
-    mark_account_as_visited(account_id=account, access_key=access_key, service="events", region=region)
+    count_request(account, access_key, "events", region)
     accepted = backend.put_events(entries)
     payload = json.dumps(
         {"FailedEntryCount": len([entry for entry in accepted if "ErrorCode" in entry]), "Entries": accepted}
@@ -111,7 +105,26 @@ def put_events(environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[st
     return "200 OK", headers, payload
 
 
-def _region_and_access_key(environ: dict[str, Any]) -> tuple[str, str]:
+def plain_request(environ: dict[str, Any]) -> bool:
+    """Whether a short path may answer: not compressed, no parameters in the URL, moto not authorising (IAM)."""
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    if environ.get("HTTP_CONTENT_ENCODING") or environ.get("QUERY_STRING"):
+        return False
+    return ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT
+
+
+def count_request(account: str, access_key: str, service: str, region: str) -> None:
+    """What moto's path records of a request it serves while authorisation is off."""
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.iam.models import mark_account_as_visited
+
+    ActionAuthenticatorMixin.request_count += 1
+    mark_account_as_visited(account_id=account, access_key=access_key, service=service, region=region)
+
+
+def region_and_access_key(environ: dict[str, Any]) -> tuple[str, str]:
     """``BaseResponse.get_region_from_url`` and ``get_access_key``, on the WSGI environ."""
     from moto.core.responses import BaseResponse
 
@@ -131,7 +144,7 @@ def _region_and_access_key(environ: dict[str, Any]) -> tuple[str, str]:
     return region, key_match.group(1) if key_match else "AKIAEXAMPLE"
 
 
-def _account(environ: dict[str, Any], access_key: str) -> str:
+def account_of(environ: dict[str, Any], access_key: str) -> str:
     """``BaseResponse.get_current_account``."""
     from moto.iam.models import get_account_id_from
 

@@ -1,0 +1,167 @@
+"""local.fast_batch_write: BatchWriteItem of plain puts served without moto's dispatch answers and writes what
+moto answers and writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.moto_api._internal import mock_random
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.test import Client
+
+from local import fast_batch_write, moto_compat
+
+AUTHORIZATION = (
+    "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/eu-west-1/dynamodb/aws4_request, "
+    "SignedHeaders=host, Signature=0"
+)
+
+
+def put(item_id: str, **attributes: dict[str, Any]) -> dict[str, Any]:
+    return {"PutRequest": {"Item": {"id": {"S": item_id}, "expiration": {"N": "1765267200"}, **attributes}}}
+
+
+@pytest.fixture
+def server() -> Iterator[Client]:
+    """moto's server application (no socket) with the short path installed, and two tables (one with a range key)."""
+    moto_compat.apply()
+    fast_batch_write.install()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        dynamodb.create_table(
+            TableName="ledger",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        )
+        dynamodb.create_table(
+            TableName="ranged",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "id", "AttributeType": "S"},
+                {"AttributeName": "at", "AttributeType": "N"},
+            ],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}, {"AttributeName": "at", "KeyType": "RANGE"}],
+        )
+        yield Client(DomainDispatcherApplication(create_backend_app))
+
+
+def table_items() -> dict[str, list[dict[str, Any]]]:
+    dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+    return {name: sorted(dynamodb.scan(TableName=name)["Items"], key=repr) for name in ("ledger", "ranged")}
+
+
+def empty_tables() -> None:
+    dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+    for name, keys in (("ledger", ("id",)), ("ranged", ("id", "at"))):
+        for item in dynamodb.scan(TableName=name)["Items"]:
+            dynamodb.delete_item(TableName=name, Key={key: item[key] for key in keys})
+
+
+def post(client: Client, body: bytes, *, slim: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
+    """The answer (status, headers, body) and the tables' items after it, with the short path on or off (moto's
+    crash on a malformed request, a 500 from its server, is the exception this application raises)."""
+    empty_tables()
+    with monkeypatch.context() as patch:
+        if not slim:
+            patch.setattr(fast_batch_write, "batch_write_item", lambda environ, body: None)
+        mock_random.seed(7)
+        try:
+            response = client.post(
+                "/",
+                data=body,
+                headers={
+                    "X-Amz-Target": "DynamoDB_20120810.BatchWriteItem",
+                    "Content-Type": "application/x-amz-json-1.0",
+                    "Authorization": AUTHORIZATION,
+                },
+            )
+        except Exception as error:  # moto's server answers 500
+            return ("500", type(error).__name__, table_items())
+    return response.status, list(response.headers.items()), response.get_data(), table_items()
+
+
+@pytest.mark.parametrize(
+    "requests",
+    [
+        pytest.param({"ledger": [put("a")]}, id="one"),
+        pytest.param({"ledger": [put(f"m{n}", intent={"S": "i"}, object={"S": "k"}) for n in range(25)]}, id="25"),
+        pytest.param({"ledger": [put("a")], "ranged": [put("a", at={"N": "1.5"})]}, id="two tables"),
+    ],
+)
+def test_the_short_path_answers_and_writes_what_moto_does(
+    server: Client, monkeypatch: pytest.MonkeyPatch, requests: dict[str, Any]
+) -> None:
+    # WHEN the same BatchWriteItem goes through moto's path, then the short path
+    body = json.dumps({"RequestItems": requests}).encode()
+    through_moto = post(server, body, slim=False, monkeypatch=monkeypatch)
+    direct = post(server, body, slim=True, monkeypatch=monkeypatch)
+
+    # THEN the answers are byte-equal (CRC32 header included) and the tables hold the same items: every put
+    assert direct == through_moto
+    assert direct[0] == "200 OK"
+    assert sum(len(items) for items in direct[3].values()) == sum(len(puts) for puts in requests.values())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"{not json", id="malformed JSON"),
+        pytest.param(json.dumps({"RequestItems": {}}).encode(), id="no requests"),
+        pytest.param(json.dumps({"RequestItems": {"nope": [put("a")]}}).encode(), id="unknown table"),
+        pytest.param(json.dumps({"RequestItems": {"ledger": [put("")]}}).encode(), id="empty key"),
+        pytest.param(json.dumps({"RequestItems": {"ledger": [put("a"), put("a")]}}).encode(), id="duplicates"),
+        pytest.param(json.dumps({"RequestItems": {"ranged": [put("a")]}}).encode(), id="missing range key"),
+        pytest.param(json.dumps({"RequestItems": {"ledger": [put("a", n={"N": "abc"})]}}).encode(), id="bad number"),
+        pytest.param(json.dumps({"RequestItems": {"ledger": [put(str(n)) for n in range(26)]}}).encode(), id="26"),
+        pytest.param(
+            json.dumps({"RequestItems": {"ledger": [{"DeleteRequest": {"Key": {"id": {"S": "a"}}}}]}}).encode(),
+            id="a delete",
+        ),
+        pytest.param(
+            json.dumps({"RequestItems": {"ledger": [put("a", blob={"B": "AAEC"}, flag={"BOOL": True})]}}).encode(),
+            id="other attribute types",
+        ),
+        pytest.param(
+            json.dumps({"RequestItems": {"ledger": [put("a")]}, "ReturnConsumedCapacity": "TOTAL"}).encode(),
+            id="consumed capacity asked",
+        ),
+    ],
+)
+def test_requests_the_short_path_does_not_take_get_moto_s_own_answer(
+    server: Client, monkeypatch: pytest.MonkeyPatch, body: bytes
+) -> None:
+    # WHEN the same request goes through moto's path, then with the short path installed
+    through_moto = post(server, body, slim=False, monkeypatch=monkeypatch)
+    direct = post(server, body, slim=True, monkeypatch=monkeypatch)
+
+    # THEN both give moto's answer and leave the same items
+    assert direct == through_moto
+    assert fast_batch_write.batch_write_item({"QUERY_STRING": ""}, body) is None
+
+
+def test_the_short_path_answers_without_moto_s_dispatch(server: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN moto's dispatch made to fail
+    from moto.dynamodb.responses import DynamoHandler
+
+    def refused(self: Any) -> Any:
+        raise AssertionError("moto's path was taken")
+
+    monkeypatch.setattr(DynamoHandler, "batch_write_item", refused)
+
+    # WHEN a plain batch of puts is written
+    status, _, payload, items = post(
+        server,
+        json.dumps({"RequestItems": {"ledger": [put("a"), put("b")]}}).encode(),
+        slim=True,
+        monkeypatch=monkeypatch,
+    )
+
+    # THEN it is answered and written all the same
+    assert (status, json.loads(payload)["UnprocessedItems"]) == ("200 OK", {})
+    assert [item["id"]["S"] for item in items["ledger"]] == ["a", "b"]
