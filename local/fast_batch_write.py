@@ -20,14 +20,19 @@ half-way, moto's path runs the call again: puts of the same items overwrite them
 
 from __future__ import annotations
 
-import functools
-import io
 import json
 import zlib
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from local.fast_put_events import account_of, count_request, plain_request, read_body, region_and_access_key
+from local.fast_put_events import (
+    Answer,
+    account_of,
+    count_request,
+    plain_request,
+    region_and_access_key,
+    serve_directly,
+)
 
 TARGET = "DynamoDB_20120810.BatchWriteItem"
 MAX_REQUESTS = 25  # DynamoDB's limit (moto does not hold calls to it: past it, moto's path)
@@ -44,27 +49,11 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    original = DomainDispatcherApplication.__call__
-
-    @functools.wraps(original)
-    def call(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
-        if environ.get("HTTP_X_AMZ_TARGET") == TARGET and environ.get("REQUEST_METHOD") == "POST":
-            body = read_body(environ)
-            answer = batch_write_item(environ, body)
-            if answer is not None:
-                status, headers, payload = answer
-                start_response(status, headers)
-                return [payload]
-            environ["wsgi.input"] = io.BytesIO(body)  # moto's path reads the body again
-        return original(self, environ, start_response)
-
-    DomainDispatcherApplication.__call__ = call  # type: ignore[method-assign]
+    serve_directly(TARGET, lambda environ, body: batch_write_item(environ, body))  # looked up at each call
     _installed = True
 
 
-def batch_write_item(environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[str, str]], bytes] | None:
+def batch_write_item(environ: dict[str, Any], body: bytes) -> Answer | None:
     """moto's answer to this BatchWriteItem call, or None when moto's own path must answer it."""
     from moto.dynamodb.models import dynamodb_backends
     from moto.dynamodb.models.utilities import dynamo_json_dump

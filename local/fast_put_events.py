@@ -21,10 +21,12 @@ accepted, so a fallback never accepts an event twice.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from local.priority import PRIORITY
@@ -35,31 +37,52 @@ _installed = False
 
 def install() -> None:
     """Serve well-formed PutEvents calls to moto's server directly (idempotent; inside the state gate
-    when called before ``local.state.install_gate``)."""
+    when called before ``local.state.install_gate``). Every other call gives way to them first."""
     global _installed
     if _installed:
         return
+    serve_directly(
+        TARGET,
+        lambda environ, body: put_events(environ, body),  # looked up at each call (tests replace it)
+        around=PRIORITY.foreground,  # queued work waits meanwhile (local.priority)
+        otherwise=PRIORITY.give_way,  # any other call: after the PutEvents calls under way
+    )
+    _installed = True
+
+
+Answer = tuple[str, list[tuple[str, str]], bytes]  # status, headers, body
+
+
+def serve_directly(
+    target: str,
+    answer: Callable[[dict[str, Any], bytes], Answer | None],
+    *,
+    around: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    otherwise: Callable[[], None] = lambda: None,
+) -> None:
+    """Put a short path for JSON-protocol ``target`` calls in front of moto's WSGI application: ``answer``
+    gives moto's answer, or None to leave the call to moto's path (the body is handed back to it).
+    ``around`` is entered while ``answer`` runs; ``otherwise`` is called before every other request."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     original = DomainDispatcherApplication.__call__
 
     @functools.wraps(original)
     def call(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
-        if environ.get("HTTP_X_AMZ_TARGET") == TARGET and environ.get("REQUEST_METHOD") == "POST":
-            with PRIORITY.foreground():  # queued work waits meanwhile (local.priority)
+        if environ.get("HTTP_X_AMZ_TARGET") == target and environ.get("REQUEST_METHOD") == "POST":
+            with around():
                 body = read_body(environ)
-                answer = put_events(environ, body)
-            if answer is not None:
-                status, headers, payload = answer
+                answered = answer(environ, body)
+            if answered is not None:
+                status, headers, payload = answered
                 start_response(status, headers)
                 return [payload]
             environ["wsgi.input"] = io.BytesIO(body)  # moto's path reads the body again
         else:
-            PRIORITY.give_way()  # any other call: after the PutEvents calls under way
+            otherwise()
         return original(self, environ, start_response)
 
     DomainDispatcherApplication.__call__ = call  # type: ignore[method-assign]
-    _installed = True
 
 
 def read_body(environ: dict[str, Any]) -> bytes:
@@ -69,7 +92,7 @@ def read_body(environ: dict[str, Any]) -> bytes:
     return data
 
 
-def put_events(environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[str, str]], bytes] | None:
+def put_events(environ: dict[str, Any], body: bytes) -> Answer | None:
     """moto's answer to this PutEvents call, or None when moto's own path must answer it."""
     from moto.events.models import events_backends
     from moto.utilities.aws_headers import gen_amzn_requestid_long

@@ -296,22 +296,27 @@ def handle(event, context):
 """
 
 
-def slow_function(tmp_path: Path, reserved: int | None) -> LocalFunction:
-    (tmp_path / "slow").mkdir(exist_ok=True)
-    (tmp_path / "slow" / "handler.py").write_text(SLOW_HANDLER)
-    concurrency = f"ReservedConcurrentExecutions: {reserved}" if reserved is not None else ""
+def started_function(tmp_path: Path, source: str, properties: str = "") -> LocalFunction:
+    """A started one-function template whose handler is ``source`` (``properties``: more YAML lines, indented)."""
+    (tmp_path / "fn").mkdir(exist_ok=True)
+    (tmp_path / "fn" / "handler.py").write_text(source)
     template = Template(
         load_yaml(
-            "Resources:\n  Slow:\n    Type: AWS::Serverless::Function\n    Properties:\n"
-            f"      CodeUri: slow\n      Handler: handler.handle\n      Timeout: 10\n      {concurrency}\n"
+            "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+            f"      CodeUri: fn\n      Handler: handler.handle\n      Timeout: 10\n{properties}"
         ),
         root=tmp_path,
         environ={},
     )
-    local = LocalFunction(template, "Slow", default_concurrency=1)
+    local = LocalFunction(template, "Fn", default_concurrency=1)
     local.prepare()
     local.start(None)
     return local
+
+
+def slow_function(tmp_path: Path, reserved: int | None) -> LocalFunction:
+    concurrency = f"      ReservedConcurrentExecutions: {reserved}\n" if reserved is not None else ""
+    return started_function(tmp_path, SLOW_HANDLER, concurrency)
 
 
 @pytest.mark.slow
@@ -384,19 +389,7 @@ def test_the_workers_of_functions_behind_no_api_run_at_a_lower_cpu_priority(
     # GIVEN a function with or without an API route
     from local.workers import QUEUED_WORK_NICE
 
-    (tmp_path / "fn").mkdir()
-    (tmp_path / "fn" / "handler.py").write_text(PRIORITY_HANDLER)
-    template = Template(
-        load_yaml(
-            "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n"
-            f"      CodeUri: fn\n      Handler: handler.handle\n{events}"
-        ),
-        root=tmp_path,
-        environ={},
-    )
-    local = LocalFunction(template, "Fn", default_concurrency=1)
-    local.prepare()
-    local.start(None)
+    local = started_function(tmp_path, PRIORITY_HANDLER, events)
     try:
         # WHEN it is invoked
         result = local.invoke({})
