@@ -10,11 +10,11 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.moto_api._internal import mock_random
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.test import Client
 
 from local import fast_batch_write, moto_compat
+from tests.local.short_paths import answer
 
 AUTHORIZATION = (
     "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/eu-west-1/dynamodb/aws4_request, "
@@ -64,26 +64,18 @@ def empty_tables() -> None:
 
 
 def post(client: Client, body: bytes, *, slim: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
-    """The answer (status, headers, body) and the tables' items after it, with the short path on or off (moto's
-    crash on a malformed request, a 500 from its server, is the exception this application raises)."""
+    """The answer and the tables' items after it, with the short path on or off."""
     empty_tables()
-    with monkeypatch.context() as patch:
-        if not slim:
-            patch.setattr(fast_batch_write, "batch_write_item", lambda environ, body: None)
-        mock_random.seed(7)
-        try:
-            response = client.post(
-                "/",
-                data=body,
-                headers={
-                    "X-Amz-Target": "DynamoDB_20120810.BatchWriteItem",
-                    "Content-Type": "application/x-amz-json-1.0",
-                    "Authorization": AUTHORIZATION,
-                },
-            )
-        except Exception as error:  # moto's server answers 500
-            return ("500", type(error).__name__, table_items())
-    return response.status, list(response.headers.items()), response.get_data(), table_items()
+    response = answer(
+        client,
+        body,
+        target="DynamoDB_20120810.BatchWriteItem",
+        content_type="application/x-amz-json-1.0",
+        authorization=AUTHORIZATION,
+        short_path=None if slim else (fast_batch_write, "batch_write_item"),
+        monkeypatch=monkeypatch,
+    )
+    return (*response, table_items())
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,11 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.moto_api._internal import mock_random
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.test import Client
 
 from local import fast_put_events, moto_compat
+from tests.local.short_paths import answer
 
 AUTHORIZATION = (
     "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/eu-west-1/events/aws4_request, "
@@ -34,25 +34,16 @@ def server() -> Iterator[Client]:
 
 
 def post(client: Client, body: bytes, *, slim: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
-    """The answer (status, headers, body) with the short path on or off, random ids seeded alike (moto's
-    crash on a malformed request, a 500 from its server, is the exception this application raises)."""
-    with monkeypatch.context() as patch:
-        if not slim:
-            patch.setattr(fast_put_events, "put_events", lambda environ, body: None)
-        mock_random.seed(7)
-        try:
-            response = client.post(
-                "/",
-                data=body,
-                headers={
-                    "X-Amz-Target": "AWSEvents.PutEvents",
-                    "Content-Type": "application/x-amz-json-1.1",
-                    "Authorization": AUTHORIZATION,
-                },
-            )
-        except Exception as error:  # moto's server answers 500
-            return ("500", type(error).__name__)
-    return response.status, list(response.headers.items()), response.get_data()
+    """The answer (status, headers, body) with the short path on or off."""
+    return answer(
+        client,
+        body,
+        target="AWSEvents.PutEvents",
+        content_type="application/x-amz-json-1.1",
+        authorization=AUTHORIZATION,
+        short_path=None if slim else (fast_put_events, "put_events"),
+        monkeypatch=monkeypatch,
+    )
 
 
 @pytest.mark.parametrize(
