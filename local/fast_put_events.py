@@ -17,6 +17,9 @@ and the CORS header moto's server adds). Anything else (malformed JSON, no or to
 bus that does not exist, a compressed body, IAM authorisation turned on) goes, unchanged, through
 moto's full path, which gives its own validation errors. The bus check happens before anything is
 accepted, so a fallback never accepts an event twice.
+
+``serve_directly`` is the mechanism, shared with ``local.fast_batch_write`` (the log writer's ledger
+writes); the helpers after ``put_events`` resolve a request as moto's ``BaseResponse`` does.
 """
 
 from __future__ import annotations
