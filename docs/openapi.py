@@ -180,10 +180,16 @@ RESOLVER_NAMES = ("app", "personium_app")
 
 
 def load_resolvers(function_dir: str) -> list[ApiGatewayResolver]:
-    """Import ``<function_dir>/app.py`` and return its resolvers: ``app``, and ``personium_app`` if any."""
-    for name, value in IMPORT_ENV.items():
-        os.environ.setdefault(name, value)
-    module = importlib.import_module(".".join((*Path(function_dir).parts, "app")))
+    """Import ``<function_dir>/app.py`` and return its resolvers: ``app``, and ``personium_app`` if any.
+
+    The environment the module reads at import (``IMPORT_ENV``, where unset) is set for the import only."""
+    missing = {name: value for name, value in IMPORT_ENV.items() if name not in os.environ}
+    os.environ.update(missing)
+    try:
+        module = importlib.import_module(".".join((*Path(function_dir).parts, "app")))
+    finally:
+        for name in missing:
+            os.environ.pop(name, None)
     if not isinstance(getattr(module, "app", None), ApiGatewayResolver):
         raise TypeError(f"{function_dir}/app.py has no Powertools resolver named app")
     return [

@@ -128,3 +128,18 @@ def test_generation_refuses_a_route_the_template_does_not_wire(tmp_path):
     # WHEN the document is generated THEN the unwired route is named
     with pytest.raises(ValueError, match=r"POST /events .* has no Api event in template.yaml"):
         openapi.generate(template_path=path)
+
+
+def test_generating_leaves_the_environment_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an environment without the variables the function modules read at import
+    import os
+
+    for name in openapi.IMPORT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    before = dict(os.environ)
+
+    # WHEN the document is generated (it imports every function module)
+    openapi.generate()
+
+    # THEN no variable it set for the imports is left behind (later imports in the same process would see them)
+    assert dict(os.environ) == before
