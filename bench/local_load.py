@@ -63,6 +63,7 @@ OFFERED_EVENTS_PER_SECOND = 550.0  # the clients' schedule: the target plus 10 %
 TARGET_P99_SECONDS = 0.250
 TARGET_DRAIN_SECONDS = 10.0
 BURST_ROUNDS = 5
+HEADERS = {"x-api-key": "local-dev-key", "content-type": "application/json"}
 BURST_PAUSE_SECONDS = 1.0
 
 
@@ -187,12 +188,11 @@ def send(stack: Stack, events: int, clients: int, run: str, rate: float = 0.0) -
 
     def client(index: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=60)
-        headers = {"x-api-key": "local-dev-key", "content-type": "application/json"}
         sequence = index  # each client starts at its own place in the mix (not all 16 on a 100 at once)
         sent = 0
         began = time.monotonic() + index * stagger
         while time.monotonic() < deadline:
-            size = take(BATCH_SIZES[sequence % len(BATCH_SIZES)])
+            size = take(_size_at(sequence))
             if not size:
                 break
             if per_client:  # each client on a schedule (a client behind it sends its next request at once)
@@ -200,11 +200,10 @@ def send(stack: Stack, events: int, clients: int, run: str, rate: float = 0.0) -
             sent += size
             tokens = [f"bench/{run}/{index}/{sequence}/{n}" for n in range(size)]
             sequence += 1
-            bodies = [{"type": "bench.load", "object": token, "info": "load"} for token in tokens]
-            payload = json.dumps(bodies[0] if size == 1 else {"events": bodies})
+            payload = _submission(tokens)
             started = time.perf_counter()
             try:
-                connection.request("POST", "/events", payload, headers)
+                connection.request("POST", "/events", payload, HEADERS)
                 response = connection.getresponse()
                 data = response.read()
             except (OSError, http.client.HTTPException) as error:
@@ -235,25 +234,35 @@ def send(stack: Stack, events: int, clients: int, run: str, rate: float = 0.0) -
     return load, time.perf_counter() - started
 
 
+def _submission(tokens: list[str]) -> str:
+    """The POST /events body for one event per token: a single event, or a batch."""
+    bodies = [{"type": "bench.load", "object": token, "info": "load"} for token in tokens]
+    return json.dumps(bodies[0] if len(bodies) == 1 else {"events": bodies})
+
+
+def _size_at(position: int) -> int:
+    """The mix's request size at ``position``, cycled (client ``i`` starts at position ``i``)."""
+    return BATCH_SIZES[position % len(BATCH_SIZES)]
+
+
 def burst(stack: Stack, clients: int, run: str, rounds: int = BURST_ROUNDS) -> float:
     """The median, over ``rounds``, of the slowest answer when every client sends its first request of the mix at
-    the same instant."""
+    the same instant (a request not accepted whole fails the measurement)."""
     slowest = []
     for round_ in range(rounds):
         gate = threading.Barrier(clients)
-        answers: list[float] = []
+        answers: list[tuple[int, float]] = []
 
-        def client(index: int, tag: str, gate: threading.Barrier, answers: list[float]) -> None:
-            size = BATCH_SIZES[index % len(BATCH_SIZES)]
-            bodies = [{"type": "bench.load", "object": f"bench/{tag}/{index}/{n}"} for n in range(size)]
-            payload = json.dumps(bodies[0] if size == 1 else {"events": bodies})
+        def client(index: int, tag: str, gate: threading.Barrier, answers: list[tuple[int, float]]) -> None:
+            payload = _submission([f"bench/{tag}/{index}/{n}" for n in range(_size_at(index))])
             connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=60)
             connection.connect()
             gate.wait()
             started = time.perf_counter()
-            connection.request("POST", "/events", payload, {"x-api-key": "local-dev-key"})
-            connection.getresponse().read()
-            answers.append(time.perf_counter() - started)
+            connection.request("POST", "/events", payload, HEADERS)
+            response = connection.getresponse()
+            response.read()
+            answers.append((response.status, time.perf_counter() - started))
             connection.close()
 
         threads = [
@@ -264,7 +273,9 @@ def burst(stack: Stack, clients: int, run: str, rounds: int = BURST_ROUNDS) -> f
             thread.start()
         for thread in threads:
             thread.join()
-        slowest.append(max(answers))
+        if sorted(status for status, _ in answers) != [200] * clients:
+            raise RuntimeError(f"burst {round_}: answers {sorted(status for status, _ in answers)}")
+        slowest.append(max(seconds for _, seconds in answers))
         time.sleep(BURST_PAUSE_SECONDS)
     return sorted(slowest)[len(slowest) // 2]
 
@@ -411,7 +422,7 @@ def report(figures: Figures) -> list[tuple[str, bool]]:
     )
     sizes = ", ".join(f"{size}: {p50 * 1000:.0f}/{p99 * 1000:.0f}" for size, (_, p50, p99) in figures.by_size.items())
     print(f"   POST p50/p99 ms by events per request: {sizes}")
-    together = sum(BATCH_SIZES[index % len(BATCH_SIZES)] for index in range(CLIENTS))
+    together = sum(_size_at(index) for index in range(CLIENTS))
     print(
         f"   {CLIENTS} requests at one instant ({together} events, after the drain): slowest answer"
         f" {figures.burst * 1000:.0f} ms (median of {BURST_ROUNDS}; no target)"

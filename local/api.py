@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.functions import LocalFunction
 from local.lines import event_count, tone
+from local.priority import InFlight
 from local.settings import API_KEY_ID, Settings
 from local.template import Template
 from local.throttle import Limiter, UsagePlan
@@ -455,19 +456,11 @@ class ApiHttpServer(ThreadingHTTPServer):
         self.gateway = gateway
         super().__init__((settings.host, settings.port if port is None else port), _RequestHandler)
         self._thread: threading.Thread | None = None
-        self._active = 0
-        self._idle = threading.Condition()
+        self._requests = InFlight()
 
-    @contextlib.contextmanager
-    def in_flight(self) -> Iterator[None]:
-        with self._idle:
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._idle:
-                self._active -= 1
-                self._idle.notify_all()
+    def in_flight(self) -> contextlib.AbstractContextManager[None]:
+        """One request under way (``stop`` lets them finish)."""
+        return self._requests.call()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, name="api", daemon=True)
@@ -479,6 +472,5 @@ class ApiHttpServer(ThreadingHTTPServer):
         self.server_close()
         if self._thread:
             self._thread.join(5)
-        with self._idle:
-            if not self._idle.wait_for(lambda: self._active == 0, timeout):
-                log.warning("%d API requests still running at shutdown", self._active)
+        if not self._requests.wait_until_none(timeout):
+            log.warning("%d API requests still running at shutdown", self._requests.count)

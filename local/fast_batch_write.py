@@ -55,6 +55,7 @@ def install() -> None:
 
 def batch_write_item(environ: dict[str, Any], body: bytes) -> Answer | None:
     """moto's answer to this BatchWriteItem call, or None when moto's own path must answer it."""
+    from moto.dynamodb.exceptions import MockValidationException
     from moto.dynamodb.models import dynamodb_backends
     from moto.dynamodb.models.utilities import dynamo_json_dump
     from moto.dynamodb.responses import validate_put_has_empty_keys
@@ -78,7 +79,7 @@ def batch_write_item(environ: dict[str, Any], body: bytes) -> Answer | None:
     try:
         for table_name, item in puts:  # moto's checks, before anything is written
             validate_put_has_empty_keys(item, backend.tables[table_name], custom_error_msg=EMPTY_KEY)
-    except Exception:  # refused: moto's path answers with the error
+    except MockValidationException:  # refused: moto's path answers with the error
         return None
     dumped = [dynamo_json_dump(item) for _, item in puts]
     if len(set(dumped)) != len(dumped):
@@ -87,7 +88,7 @@ def batch_write_item(environ: dict[str, Any], body: bytes) -> Answer | None:
     try:
         for table_name, item in puts:
             backend.put_item(table_name, item)
-    except Exception:
+    except Exception:  # e.g. ItemSizeTooLarge, a key of the wrong type: whatever moto's path answers
         return None  # moto's path does it again and answers the error
     payload = json.dumps(
         {

@@ -470,7 +470,8 @@ def _with_event(template: str, event: dict[str, Any]) -> dict[str, Any] | None:
     """The template with ``<aws.events.event.json>`` standing as a value, that value being ``event`` (a shallow
     copy: what moto does with a transformed event next only serialises it, or rebinds its top-level fields):
     what moto's text substitution and ``json.loads`` make, without serialising and parsing the whole event
-    (None when the placeholder stands elsewhere, e.g. inside a string: then moto's way)."""
+    (None when the placeholder stands elsewhere, where moto's way gives its error: inside a string the slot's
+    quotes make the template invalid JSON, as a key it is left unfilled)."""
     try:
         loaded = json.loads(template.replace("<aws.events.event.json>", json.dumps(_EVENT_SLOT)))
     except ValueError:
@@ -486,14 +487,9 @@ def _with_event(template: str, event: dict[str, Any]) -> dict[str, Any] | None:
             return {key: fill(value) for key, value in node.items()}
         if isinstance(node, list):
             return [fill(value) for value in node]
-        if isinstance(node, str) and _EVENT_SLOT in node:
-            raise ValueError("the placeholder inside a string")
         return node
 
-    try:
-        filled = fill(loaded)
-    except ValueError:
-        return None
+    filled = fill(loaded)
     return filled if isinstance(filled, dict) and slots == template.count("<aws.events.event.json>") else None
 
 

@@ -27,36 +27,55 @@ from typing import Any
 GIVE_WAY_SECONDS = 0.05
 
 
-class Priority:
-    """Foreground calls, and background steps that wait for them."""
+class InFlight:
+    """Calls under way, counted, and waiting until none is."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._foreground = 0
+        self._count = 0
 
     @property
-    def foreground_calls(self) -> int:
-        return self._foreground
+    def count(self) -> int:
+        return self._count
 
     @contextlib.contextmanager
-    def foreground(self) -> Iterator[None]:
-        """A call the background gives way to while it runs."""
+    def call(self) -> Iterator[None]:
+        """One call under way for the duration of the block."""
         with self._condition:
-            self._foreground += 1
+            self._count += 1
         try:
             yield
         finally:
             with self._condition:
-                self._foreground -= 1
-                if not self._foreground:
+                self._count -= 1
+                if not self._count:
                     self._condition.notify_all()
+
+    def wait_until_none(self, timeout: float) -> bool:
+        """Wait until no call is under way, at most ``timeout`` seconds; whether none is."""
+        if not self._count:  # the common case, without taking the lock
+            return True
+        with self._condition:
+            return self._condition.wait_for(lambda: not self._count, timeout)
+
+
+class Priority:
+    """Foreground calls, and background steps that wait for them."""
+
+    def __init__(self) -> None:
+        self._foreground = InFlight()
+
+    @property
+    def foreground_calls(self) -> int:
+        return self._foreground.count
+
+    def foreground(self) -> contextlib.AbstractContextManager[None]:
+        """A call the background gives way to while it runs."""
+        return self._foreground.call()
 
     def give_way(self, limit: float = GIVE_WAY_SECONDS) -> None:
         """Wait until no foreground call runs, or ``limit`` seconds (returns at once when none runs)."""
-        if not self._foreground:  # the common case, without taking the lock
-            return
-        with self._condition:
-            self._condition.wait_for(lambda: not self._foreground, limit)
+        self._foreground.wait_until_none(limit)
 
 
 PRIORITY = Priority()

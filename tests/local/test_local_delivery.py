@@ -280,7 +280,7 @@ def test_a_batching_window_gathers_a_trickle_in_few_receives() -> None:
 
     # THEN the batch holds every message of the window, once, and closed with the window
     assert 80 <= len(batch) == len({message["MessageId"] for message in batch}) == sum(sqs.received)
-    assert 0.9 <= time.monotonic() - started < 1.5
+    assert 0.9 <= time.monotonic() - started < 3.0  # (a window, not a race: loose above for busy machines)
     # AND the messages were taken a few dozen per receive, not one or two as each arrived
     assert len(sqs.received) <= 12
     assert max(sqs.received) > 10

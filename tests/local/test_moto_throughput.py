@@ -224,6 +224,7 @@ def test_input_transformers_read_plain_paths_directly_and_others_with_jsonpath()
         '{"archive-arn": "a", "event": <aws.events.event.json>, "ingestion-time": <aws.events.event.ingestion-time>}',
         '{"twice": [<aws.events.event.json>, {"again": <aws.events.event.json>}], "id": "<id>"}',
         '{"quoted": "<aws.events.event.json>"}',  # inside a string: moto's text substitution, whatever it makes
+        "{<aws.events.event.json>: 1}",  # as a key: moto's text substitution, whatever it makes
     ],
 )
 def test_a_template_holding_the_whole_event_gives_what_motos_text_substitution_gives(template: str) -> None:

@@ -88,3 +88,17 @@ def test_each_dynamodb_item_of_a_call_is_a_step_that_gives_way(monkeypatch: pyte
         dynamodb.get_item(TableName="ledger", Key={"id": {"S": "m1"}})
         dynamodb.delete_item(TableName="ledger", Key={"id": {"S": "m1"}})
         assert steps == ["give way"] * 5
+
+
+def test_in_flight_calls_are_waited_for_up_to_a_timeout() -> None:
+    from local.priority import InFlight
+
+    # GIVEN a call under way
+    calls = InFlight()
+    with calls.call():
+        # THEN waiting for none gives up after its timeout, saying so
+        assert calls.count == 1
+        assert calls.wait_until_none(0.05) is False
+
+    # AND once it ended, waiting returns at once
+    assert (calls.count, calls.wait_until_none(0)) == (0, True)
